@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The README's two commands:
+#   ./dev.sh serve   install (once) and run the gateway on embedded defaults
+#   ./dev.sh test    install (once) and run lint, type checks and the whole test suite
+# Works on a fresh Debian/Ubuntu machine with Python 3.11+; needs root or sudo for apt.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+PY=${PYTHON:-python3}
+VENV=.venv
+
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "dev.sh: installing Debian packages: ${missing[*]}" >&2
+        $SUDO apt-get update -qq
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+python_env() {
+    local extras=$1
+    apt_install python3-venv python3-dev
+    if [ ! -x "$VENV/bin/python" ]; then
+        "$PY" -m venv "$VENV"
+    fi
+    # Reinstall only when the dependency list or the extras change.
+    local stamp
+    stamp="$(sha256sum pyproject.toml | cut -c1-16)-${extras:-runtime}"
+    if [ "$(cat "$VENV/.installed" 2>/dev/null)" != "$stamp" ]; then
+        "$VENV/bin/pip" install -q --upgrade pip
+        "$VENV/bin/pip" install -q -e ".${extras:+[$extras]}"
+        echo "$stamp" > "$VENV/.installed"
+    fi
+}
+
+redis_up() {
+    (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null
+}
+
+ensure_redis() {
+    if redis_up; then return; fi
+    apt_install redis-server
+    echo "dev.sh: starting redis-server on 127.0.0.1:6379" >&2
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+        --logfile /tmp/viseme-gateway-redis.log
+    for _ in $(seq 50); do redis_up && return; sleep 0.1; done
+    echo "dev.sh: redis-server did not come up" >&2
+    exit 1
+}
+
+case "${1:-}" in
+    serve)
+        shift
+        apt_install espeak-ng
+        python_env ""
+        exec "$VENV/bin/viseme-gateway" serve "$@"
+        ;;
+    test)
+        shift
+        apt_install espeak-ng libespeak-ng1 flite festival festvox-kallpc16k sox
+        python_env "train,test"
+        ensure_redis
+        "$VENV/bin/ruff" check .
+        "$VENV/bin/mypy"
+        exec "$VENV/bin/pytest" "$@"
+        ;;
+    *)
+        echo "usage: ./dev.sh serve [gateway flags] | ./dev.sh test [pytest args]" >&2
+        exit 2
+        ;;
+esac

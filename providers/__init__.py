@@ -1,0 +1,1 @@
+"""One adapter per conversational AI provider, sharing one relay core."""
