@@ -1,0 +1,122 @@
+"""`viseme-gateway serve|gen-token-key|hash-key`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import dataclasses
+import hashlib
+import logging
+import secrets
+import signal
+import ssl
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from . import logs
+from .apikeys import ApiKey
+from .app import create_app
+from .settings import HELP, ConfigError, Settings, TokenKey, env_name, load_settings
+from .state import LIFECYCLE
+
+log = logging.getLogger("gateway")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="viseme-gateway")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the gateway")
+    for f in dataclasses.fields(Settings):
+        serve.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            metavar="VALUE",
+            help=f"{HELP[f.name]} (env {env_name(f.name)})",
+        )
+    commands.add_parser("gen-token-key", help="print a new TOKEN_KEYS entry")
+    hash_key = commands.add_parser("hash-key", help="print the sha256: form of an API key")
+    hash_key.add_argument("key")
+    return parser
+
+
+def with_dev_defaults(settings: Settings) -> Settings:
+    """Fill in what a laptop run lacks: an ephemeral token key and API key, loudly."""
+    if not settings.token_keys:
+        log.warning(
+            "%s is unset: using an ephemeral random token key; signed URLs die with this "
+            "process and other replicas cannot read them. Set it in production.",
+            env_name("token_keys"),
+        )
+        key = TokenKey("ephemeral", secrets.token_bytes(32))
+        settings = dataclasses.replace(settings, token_keys=(key,))
+    if not settings.api_keys:
+        dev_key = "vg_dev_" + secrets.token_urlsafe(24)
+        # Printed once, to the terminal only: without it nobody could call this gateway.
+        print(
+            f"viseme-gateway: {env_name('api_keys')} is unset; this process accepts the "
+            f"ephemeral API key: {dev_key}",
+            file=sys.stderr,
+            flush=True,
+        )
+        settings = dataclasses.replace(settings, api_keys=(ApiKey.parse(dev_key),))
+    return settings
+
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    return context
+
+
+async def serve(settings: Settings) -> None:
+    app = create_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=_ssl_context(settings))
+    await site.start()
+    scheme = "https" if settings.tls else "http"
+    for host, port, *_ in runner.addresses:
+        log.info("viseme-gateway listening on %s://%s:%d", scheme, host, port)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+    # Readiness drops at once so load balancers stop sending; requests keep being
+    # served through the drain period, then open connections are closed.
+    app[LIFECYCLE].draining = True
+    log.info("draining for %.1f s", settings.drain_seconds)
+    await asyncio.sleep(settings.drain_seconds)
+    await runner.cleanup()
+    log.info("stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "gen-token-key":
+        key = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+        print(f"k{secrets.randbelow(10**6):06d}:{key}")
+        return 0
+    if args.command == "hash-key":
+        print("sha256:" + hashlib.sha256(args.key.encode()).hexdigest())
+        return 0
+    flags = {name: value for name, value in vars(args).items() if name != "command"}
+    try:
+        settings = load_settings(flags=flags)
+    except ConfigError as exc:
+        print(f"viseme-gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level)
+    asyncio.run(serve(with_dev_defaults(settings)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

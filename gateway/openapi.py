@@ -1,0 +1,171 @@
+"""The OpenAPI 3.1 document of every HTTP endpoint; request schemas come from `schemas`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+from . import __version__, schemas
+
+_REF = "#/components/schemas/{model}"
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string"}},
+}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    text = {
+        400: "Invalid input; the message names the field",
+        401: "Missing or invalid API key",
+        403: "The API key may not act on this token",
+        413: "Request body too large",
+        503: "Revocation store unreachable",
+    }
+    return {str(s): _json({"$ref": "#/components/schemas/Error"}, text[s]) for s in statuses}
+
+
+def _post(model: str, ok: dict[str, Any], summary: str, *errors: int) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary,
+            "security": [{"bearer": []}],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": _REF.format(model=model)}}},
+            },
+            "responses": {"200": _json(ok, "Success"), **_errors(*errors)},
+        }
+    }
+
+
+def _get(summary: str, responses: dict[str, Any]) -> dict[str, Any]:
+    return {"get": {"summary": summary, "responses": responses}}
+
+
+_SIGNED = {
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["signed_url", "expires_at"],
+            "properties": {"signed_url": {"type": "string"}, "expires_at": {"type": "integer"}},
+        },
+        {
+            "type": "object",
+            "required": ["api_key", "base_url", "expires_at"],
+            "properties": {
+                "api_key": {"type": "string"},
+                "base_url": {"type": "string"},
+                "expires_at": {"type": "integer"},
+            },
+        },
+    ]
+}
+_REVOKED = {
+    "type": "object",
+    "required": ["revoked"],
+    "properties": {
+        "revoked": {"enum": ["token", "jti", "all", "none"]},
+        "jti": {"type": "string"},
+        "detail": {"type": "string"},
+        "issued_before": {"type": "number"},
+    },
+}
+_INTROSPECTION = {
+    "type": "object",
+    "required": ["active"],
+    "properties": {
+        "active": {"type": "boolean"},
+        "jti": {"type": "string"},
+        "exp": {"type": "number"},
+        "iat": {"type": "number"},
+        "provider": {"enum": ["elevenlabs", "openai", "gemini"]},
+        "viseme_model": {"enum": ["default", "indonesian"]},
+    },
+}
+_READY = {
+    "type": "object",
+    "required": ["ready"],
+    "properties": {
+        "ready": {"type": "boolean"},
+        "reasons": {"type": "array", "items": {"type": "string"}},
+    },
+}
+_HEALTH = {
+    "type": "object",
+    "required": ["status", "version", "device", "cuda_available", "models_loaded", "redis"],
+    "properties": {
+        "status": {"enum": ["ok", "degraded", "draining"]},
+        "version": {"type": "string"},
+        "device": {"type": ["string", "null"]},
+        "cuda_available": {"type": "boolean"},
+        "models_loaded": {"type": "array", "items": {"type": "string"}},
+        "redis": {"enum": ["ok", "unreachable", "disabled"]},
+    },
+}
+
+
+def document(public_url: str | None = None) -> dict[str, Any]:
+    _, defs = models_json_schema(
+        [
+            (schemas.SignedUrlRequest, "validation"),
+            (schemas.RevokeRequest, "validation"),
+            (schemas.IntrospectRequest, "validation"),
+        ],
+        ref_template=_REF,
+    )
+    components = {**defs["$defs"], "Error": _ERROR}
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": "viseme-gateway", "version": __version__},
+        "paths": {
+            "/v1/get-signed-url": _post(
+                "SignedUrlRequest", _SIGNED, "Issue a signed URL for a provider", 400, 401, 413
+            ),
+            "/v1/tokens/revoke": _post(
+                "RevokeRequest",
+                _REVOKED,
+                "Revoke one token or all of a key's",
+                400,
+                401,
+                403,
+                413,
+                503,
+            ),
+            "/v1/tokens/introspect": _post(
+                "IntrospectRequest",
+                _INTROSPECTION,
+                "RFC 7662 style token check",
+                400,
+                401,
+                413,
+                503,
+            ),
+            "/livez": _get("Process is up", {"200": _json({"type": "object"}, "Alive")}),
+            "/readyz": _get(
+                "Ready for traffic",
+                {"200": _json(_READY, "Ready"), "503": _json(_READY, "Not ready")},
+            ),
+            "/health": _get("Health details", {"200": _json(_HEALTH, "Health")}),
+            "/metrics": _get(
+                "Prometheus metrics",
+                {"200": {"description": "Metrics", "content": {"text/plain": {}}}},
+            ),
+            "/openapi.json": _get(
+                "This document", {"200": _json({"type": "object"}, "OpenAPI document")}
+            ),
+        },
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+    if public_url:
+        doc["servers"] = [{"url": public_url}]
+    return doc

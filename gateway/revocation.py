@@ -1,0 +1,136 @@
+"""Revocation state: which tokens are dead before their expiry.
+
+Two kinds of entry, each with a TTL so nothing grows without bound:
+- a revoked `jti`, scoped by the revoking key's id: a key can only ever revoke
+  its own tokens, because a check looks up the *token's* `sub`;
+- a per-key cut-off: every token of that key issued at or before it is revoked.
+Entries live as long as the longest token they could still affect.
+
+`MemoryStore` (one process) and `RedisStore` (shared by replicas) have the
+same interface and semantics; the store is chosen by `VISEME_GATEWAY_REDIS_URL`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from .errors import StoreUnavailable
+
+
+class RevocationStore(Protocol):
+    kind: str
+
+    async def revoke_jti(self, sub: str, jti: str, ttl: float) -> None: ...
+
+    async def revoke_all(self, sub: str, cutoff: float, ttl: float) -> None: ...
+
+    async def is_revoked(self, sub: str, jti: str, iat: float) -> bool: ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryStore:
+    kind = "memory"
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._jtis: dict[tuple[str, str], float] = {}
+        self._cutoffs: dict[str, tuple[float, float]] = {}
+
+    def _sweep(self) -> None:
+        now = self._clock()
+        self._jtis = {k: exp for k, exp in self._jtis.items() if exp > now}
+        self._cutoffs = {k: v for k, v in self._cutoffs.items() if v[1] > now}
+
+    async def revoke_jti(self, sub: str, jti: str, ttl: float) -> None:
+        self._sweep()
+        self._jtis[(sub, jti)] = self._clock() + ttl
+
+    async def revoke_all(self, sub: str, cutoff: float, ttl: float) -> None:
+        self._sweep()
+        previous = self._cutoffs.get(sub, (0.0, 0.0))[0]
+        self._cutoffs[sub] = (max(previous, cutoff), self._clock() + ttl)
+
+    async def is_revoked(self, sub: str, jti: str, iat: float) -> bool:
+        now = self._clock()
+        if self._jtis.get((sub, jti), 0.0) > now:
+            return True
+        cutoff, until = self._cutoffs.get(sub, (0.0, 0.0))
+        return until > now and iat <= cutoff
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
+
+
+# Keep the later of the stored and the new cut-off: replicas may race.
+_MAX_CUTOFF = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local new = tonumber(ARGV[1])
+if new > current then current = new end
+redis.call('SET', KEYS[1], tostring(current), 'PX', ARGV[2])
+return tostring(current)
+"""
+
+
+class RedisStore:
+    kind = "redis"
+
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self._redis = client
+        self._prefix = prefix
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str) -> RedisStore:
+        # Short timeouts: a dead Redis must fail a check fast (503), not hang it.
+        client = aioredis.Redis.from_url(
+            url, socket_timeout=1.0, socket_connect_timeout=1.0, health_check_interval=10
+        )
+        return cls(client, prefix)
+
+    def _jti_key(self, sub: str, jti: str) -> str:
+        return f"{self._prefix}revoked:jti:{sub}:{jti}"
+
+    def _cutoff_key(self, sub: str) -> str:
+        return f"{self._prefix}revoked:all:{sub}"
+
+    async def revoke_jti(self, sub: str, jti: str, ttl: float) -> None:
+        try:
+            await self._redis.set(self._jti_key(sub, jti), b"1", px=_ms(ttl))
+        except RedisError as exc:
+            raise StoreUnavailable() from exc
+
+    async def revoke_all(self, sub: str, cutoff: float, ttl: float) -> None:
+        try:
+            await self._redis.eval(_MAX_CUTOFF, 1, self._cutoff_key(sub), repr(cutoff), _ms(ttl))
+        except RedisError as exc:
+            raise StoreUnavailable() from exc
+
+    async def is_revoked(self, sub: str, jti: str, iat: float) -> bool:
+        try:
+            flag, cutoff = await self._redis.mget(self._jti_key(sub, jti), self._cutoff_key(sub))
+        except RedisError as exc:
+            raise StoreUnavailable() from exc
+        return flag is not None or (cutoff is not None and iat <= float(cutoff))
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except RedisError:
+            return False
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))

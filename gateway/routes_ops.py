@@ -1,0 +1,71 @@
+"""Operations endpoints: liveness, readiness, health, Prometheus metrics, OpenAPI."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from viseme_engine.device import cuda_device_count
+
+from . import __version__
+from .openapi import document
+from .state import LIFECYCLE, METRICS, SETTINGS, STORE
+
+
+async def _redis_state(app: web.Application) -> str:
+    store = app[STORE]
+    if store.kind == "memory":
+        return "disabled"
+    return "ok" if await store.ping() else "unreachable"
+
+
+async def livez(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    reasons = []
+    if request.app[LIFECYCLE].draining:
+        reasons.append("draining")
+    if await _redis_state(request.app) == "unreachable":
+        reasons.append("redis unreachable")
+    if reasons:
+        return web.json_response({"ready": False, "reasons": reasons}, status=503)
+    return web.json_response({"ready": True})
+
+
+async def health(request: web.Request) -> web.Response:
+    lifecycle = request.app[LIFECYCLE]
+    redis = await _redis_state(request.app)
+    status = "draining" if lifecycle.draining else "degraded" if redis == "unreachable" else "ok"
+    return web.json_response(
+        {
+            "status": status,
+            "version": __version__,
+            "device": lifecycle.device,
+            "cuda_available": request.app[_CUDA],
+            "models_loaded": lifecycle.models_loaded,
+            "redis": redis,
+        }
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(document(request.app[SETTINGS].public_url))
+
+
+_CUDA = web.AppKey("cuda_available", bool)
+
+
+def add_routes(app: web.Application) -> None:
+    app[_CUDA] = cuda_device_count() > 0
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)

@@ -1,0 +1,112 @@
+"""POST /v1/get-signed-url, /v1/tokens/revoke and /v1/tokens/introspect."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from . import schemas
+from .access import api_key
+from .errors import Forbidden, TokenError
+from .http import read_json
+from .state import CODEC, METRICS, SETTINGS, STORE
+
+# Token requests are small; a tight limit keeps junk from being buffered.
+BODY_LIMIT = 64 * 1024
+
+
+def public_base(request: web.Request) -> str:
+    """The configured public URL, or the one the client used to reach us."""
+    configured = request.app[SETTINGS].public_url
+    return configured or f"{request.scheme}://{request.host}"
+
+
+def websocket_base(http_base: str) -> str:
+    return "ws" + http_base.removeprefix("http")
+
+
+async def get_signed_url(request: web.Request) -> web.Response:
+    key = api_key(request)
+    body = schemas.parse(
+        schemas.SignedUrlRequest,
+        await read_json(request, BODY_LIMIT),
+        "Invalid provider config",
+    )
+    spec = body.config
+    provider_config = spec.provider_config.model_dump(exclude_none=True)
+    viseme_model = provider_config.pop("viseme_model")
+    token, claims = request.app[CODEC].issue(
+        sub=key.key_id,
+        provider=spec.provider,
+        provider_config=provider_config,
+        viseme_model=viseme_model,
+    )
+    request.app[METRICS].tokens_issued.labels(spec.provider).inc()
+    base = public_base(request)
+    expires_at = int(claims.exp)
+    if spec.provider == "gemini":
+        return web.json_response({"api_key": token, "base_url": base, "expires_at": expires_at})
+    url = f"{websocket_base(base)}/v1/conversation?{urlencode({'token': token})}"
+    return web.json_response({"signed_url": url, "expires_at": expires_at})
+
+
+async def revoke(request: web.Request) -> web.Response:
+    key = api_key(request)
+    body = schemas.parse(schemas.RevokeRequest, await read_json(request, BODY_LIMIT), "Invalid")
+    codec, store = request.app[CODEC], request.app[STORE]
+    now = time.time()
+    longest = codec.lifetime + codec.leeway
+    kind: str
+    result: dict[str, object]
+    if body.token is not None:
+        try:
+            claims = codec.decode(body.token, verify_exp=False)
+        except TokenError as exc:
+            # RFC 7009 2.2: an invalid token is no error; it cannot be used anyway.
+            return web.json_response({"revoked": "none", "detail": exc.message})
+        if claims.sub != key.key_id:
+            raise Forbidden("Token was issued to another API key")
+        remaining = claims.exp + codec.leeway - now
+        if remaining > 0:
+            await store.revoke_jti(key.key_id, claims.jti, remaining)
+        kind, result = "token", {"revoked": "token", "jti": claims.jti}
+    elif body.jti is not None:
+        await store.revoke_jti(key.key_id, body.jti, longest)
+        kind, result = "jti", {"revoked": "jti", "jti": body.jti}
+    else:
+        await store.revoke_all(key.key_id, now, longest)
+        kind, result = "all", {"revoked": "all", "issued_before": now}
+    request.app[METRICS].revocations.labels(kind).inc()
+    return web.json_response(result)
+
+
+async def introspect(request: web.Request) -> web.Response:
+    """RFC 7662 style: `active` and a few public claims, never provider secrets."""
+    key = api_key(request)
+    body = schemas.parse(schemas.IntrospectRequest, await read_json(request, BODY_LIMIT), "Invalid")
+    codec = request.app[CODEC]
+    try:
+        claims = codec.decode(body.token)
+    except TokenError:
+        return web.json_response({"active": False})
+    if claims.sub != key.key_id:
+        return web.json_response({"active": False})
+    revoked = await request.app[STORE].is_revoked(claims.sub, claims.jti, claims.iat)
+    return web.json_response(
+        {
+            "active": not revoked,
+            "jti": claims.jti,
+            "exp": claims.exp,
+            "iat": claims.iat,
+            "provider": claims.provider,
+            "viseme_model": claims.viseme_model,
+        }
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/get-signed-url", get_signed_url)
+    app.router.add_post("/v1/tokens/revoke", revoke)
+    app.router.add_post("/v1/tokens/introspect", introspect)

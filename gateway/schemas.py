@@ -1,0 +1,125 @@
+"""Request bodies as pydantic models: one source for validation and the OpenAPI schemas."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
+from pydantic.json_schema import SkipJsonSchema
+
+from .errors import BadRequest
+
+VisemeModel = Literal["default", "indonesian"]
+SampleRate = Literal[8000, 16000, 22050, 24000, 44100, 48000]
+_Secret = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^\S+$")]
+_Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._/-]+$")]
+_VarName = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: object) -> object:
+        # Optional fields may be left out, not sent as null: one way to say "unset".
+        if isinstance(data, dict):
+            for name, value in data.items():
+                if value is None:
+                    raise ValueError(f"{name} must not be null (leave it out instead)")
+        return data
+
+
+class ElevenLabsConfig(_Strict):
+    agent_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+    # xi-api-key, for private agents
+    api_key: _Secret | SkipJsonSchema[None] = None
+    sample_rate: SampleRate | SkipJsonSchema[None] = None
+    dynamic_variables: dict[_VarName, str | int | float | bool] | SkipJsonSchema[None] = Field(
+        None, max_length=100
+    )
+    viseme_model: VisemeModel = "default"
+
+
+class OpenAIConfig(_Strict):
+    ephemeral_token: _Secret = Field(description="an ek_... Realtime client secret")
+    model: _Name = "gpt-realtime"
+    voice: _Name | SkipJsonSchema[None] = None
+    viseme_model: VisemeModel = "default"
+
+
+def _exactly_one(*names: str) -> ConfigDict:
+    """The schema half of an exactly-one-of rule enforced by a model validator."""
+    extra: dict[str, JsonValue] = {"oneOf": [{"required": [name]} for name in names]}
+    return ConfigDict(extra="forbid", strict=True, frozen=True, json_schema_extra=extra)
+
+
+class GeminiConfig(_Strict):
+    model_config = _exactly_one("ephemeral_token", "api_key")
+    # auth_tokens/... from Google's authTokens.create, or a Gemini API key
+    ephemeral_token: _Secret | SkipJsonSchema[None] = None
+    api_key: _Secret | SkipJsonSchema[None] = None
+    model: _Name | SkipJsonSchema[None] = None
+    viseme_model: VisemeModel = "default"
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> GeminiConfig:
+        if (self.ephemeral_token is None) == (self.api_key is None):
+            raise ValueError("exactly one of ephemeral_token and api_key is required")
+        return self
+
+
+class ElevenLabsSpec(_Strict):
+    provider: Literal["elevenlabs"]
+    provider_config: ElevenLabsConfig
+
+
+class OpenAISpec(_Strict):
+    provider: Literal["openai"]
+    provider_config: OpenAIConfig
+
+
+class GeminiSpec(_Strict):
+    provider: Literal["gemini"]
+    provider_config: GeminiConfig
+
+
+class SignedUrlRequest(_Strict):
+    config: Annotated[ElevenLabsSpec | OpenAISpec | GeminiSpec, Field(discriminator="provider")]
+
+
+_Token = Annotated[str, Field(min_length=1, max_length=16384)]
+
+
+class RevokeRequest(_Strict):
+    model_config = _exactly_one("token", "jti", "all")
+    token: _Token | SkipJsonSchema[None] = None
+    jti: Annotated[str, Field(min_length=1, max_length=128)] | SkipJsonSchema[None] = None
+    all: Literal[True] | SkipJsonSchema[None] = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> RevokeRequest:
+        given = [self.token is not None, self.jti is not None, self.all is not None]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of token, jti or all")
+        return self
+
+
+class IntrospectRequest(_Strict):
+    token: _Token
+
+
+_TAGS = frozenset({"elevenlabs", "openai", "gemini"})
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], data: object, what: str) -> M:
+    """Validate `data`; the BadRequest names the first offending field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        # Drop the union's tag (config.<provider>.field) so the path is the JSON path.
+        where = ".".join(str(p) for p in first["loc"] if p not in _TAGS)
+        detail = f"{where}: {first['msg']}" if where else first["msg"]
+        raise BadRequest(f"{what}: {detail}") from None

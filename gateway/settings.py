@@ -1,0 +1,236 @@
+"""One frozen settings object, from `VISEME_GATEWAY_*` variables and matching CLI flags.
+
+Every field has an environment variable (`VISEME_GATEWAY_<FIELD>`) and a flag
+(`--<field-with-dashes>`); a flag wins over the variable. A bad value raises
+ConfigError whose message names the variable, so start-up fails in one line.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .apikeys import ApiKey
+
+ENV_PREFIX = "VISEME_GATEWAY_"
+_KID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class TokenKey:
+    kid: str
+    key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str | None = None
+    api_keys: tuple[ApiKey, ...] = ()
+    api_keys_file: Path | None = None
+    token_keys: tuple[TokenKey, ...] = ()
+    redis_url: str | None = None
+    redis_prefix: str = "viseme-gateway:"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    elevenlabs_api_url: str = "https://api.elevenlabs.io"
+    elevenlabs_ws_url: str = "wss://api.elevenlabs.io"
+    openai_ws_url: str = "wss://api.openai.com/v1/realtime"
+    gemini_ws_url: str = "wss://generativelanguage.googleapis.com"
+    device: str = "auto"
+    drain_seconds: float = 5.0
+    max_body_bytes: int = 64 * 1024 * 1024
+    log_level: str = "INFO"
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+
+HELP: dict[str, str] = {
+    "host": "address to listen on",
+    "port": "TCP port (0 picks a free one and logs it)",
+    "public_url": "base URL clients reach this gateway at, e.g. https://gw.example.com",
+    "api_keys": "comma-separated API keys, plain or sha256:<hex>",
+    "api_keys_file": "file with one API key (plain or sha256:<hex>) per line",
+    "token_keys": "comma-separated kid:base64url-32-byte-key; the first signs, all decrypt",
+    "redis_url": "Redis for revocation state shared by replicas (unset: in-memory)",
+    "redis_prefix": "prefix of every Redis key this gateway writes",
+    "tls_cert": "PEM certificate to serve https/wss directly",
+    "tls_key": "PEM private key for --tls-cert",
+    "elevenlabs_api_url": "ElevenLabs REST base URL",
+    "elevenlabs_ws_url": "ElevenLabs WebSocket base URL",
+    "openai_ws_url": "OpenAI Realtime WebSocket URL",
+    "gemini_ws_url": "Gemini Live WebSocket base URL",
+    "device": "viseme engine device: auto, cuda or cpu",
+    "drain_seconds": "seconds between SIGTERM and closing open WebSockets",
+    "max_body_bytes": "largest accepted request body in bytes",
+    "log_level": "DEBUG, INFO, WARNING or ERROR",
+}
+
+
+def _int_range(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"must be an integer, got {raw!r}") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"must be between {lo} and {hi}, got {value}")
+        return value
+
+    return parse
+
+
+def _seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"must be a number of seconds, got {raw!r}") from None
+    if not 0 <= value <= 3600:
+        raise ValueError(f"must be between 0 and 3600, got {value}")
+    return value
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        parts = urlsplit(raw)
+        if parts.scheme not in schemes or not parts.netloc:
+            raise ValueError(f"must be a {'/'.join(schemes)} URL, got {raw!r}")
+        return raw.rstrip("/")
+
+    return parse
+
+
+def _public_url(raw: str) -> str:
+    url = _url("http", "https")(raw)
+    if urlsplit(url).query or urlsplit(url).fragment:
+        raise ValueError("must not carry a query or fragment")
+    return url
+
+
+def _existing_file(raw: str) -> Path:
+    path = Path(raw)
+    if not path.is_file():
+        raise ValueError(f"no such file: {raw}")
+    return path
+
+
+def _api_keys(raw: str) -> tuple[ApiKey, ...]:
+    return tuple(ApiKey.parse(item) for item in raw.split(",") if item.strip())
+
+
+def _token_keys(raw: str) -> tuple[TokenKey, ...]:
+    keys: list[TokenKey] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        kid, sep, encoded = item.partition(":")
+        if not sep or not _KID.match(kid):
+            raise ValueError("each entry must be kid:base64url-key with kid of [A-Za-z0-9._-]")
+        try:
+            key = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        except (binascii.Error, ValueError):
+            raise ValueError(f"key for kid {kid!r} is not base64url") from None
+        if len(key) != 32:
+            raise ValueError(f"key for kid {kid!r} must decode to 32 bytes, got {len(key)}")
+        if any(k.kid == kid for k in keys):
+            raise ValueError(f"kid {kid!r} appears twice")
+        keys.append(TokenKey(kid, key))
+    return tuple(keys)
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw.lower() not in options:
+            raise ValueError(f"must be one of {', '.join(options)}, got {raw!r}")
+        return raw.lower()
+
+    return parse
+
+
+def _redis_url(raw: str) -> str:
+    return _url("redis", "rediss", "unix")(raw)
+
+
+def _prefix(raw: str) -> str:
+    if not raw or len(raw) > 64:
+        raise ValueError("must be 1-64 characters")
+    return raw
+
+
+PARSERS: dict[str, Callable[[str], Any]] = {
+    "host": str,
+    "port": _int_range(0, 65535),
+    "public_url": _public_url,
+    "api_keys": _api_keys,
+    "api_keys_file": _existing_file,
+    "token_keys": _token_keys,
+    "redis_url": _redis_url,
+    "redis_prefix": _prefix,
+    "tls_cert": _existing_file,
+    "tls_key": _existing_file,
+    "elevenlabs_api_url": _url("http", "https"),
+    "elevenlabs_ws_url": _url("ws", "wss"),
+    "openai_ws_url": _url("ws", "wss"),
+    "gemini_ws_url": _url("ws", "wss"),
+    "device": _choice("auto", "cuda", "cpu"),
+    "drain_seconds": _seconds,
+    "max_body_bytes": _int_range(1024, 1024**3),
+    "log_level": lambda raw: _choice("debug", "info", "warning", "error")(raw).upper(),
+}
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, flags: Mapping[str, str | None] | None = None
+) -> Settings:
+    """Build Settings from the environment, then flags; ConfigError names the bad variable."""
+    env = os.environ if env is None else env
+    flags = flags or {}
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        raw = flags.get(f.name)
+        source = "--" + f.name.replace("_", "-")
+        if raw is None:
+            raw = env.get(env_name(f.name))
+            source = env_name(f.name)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[f.name] = PARSERS[f.name](raw)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    if "api_keys_file" in values:
+        values["api_keys"] = values.get("api_keys", ()) + _read_keys_file(values["api_keys_file"])
+    if ("tls_cert" in values) != ("tls_key" in values):
+        raise ConfigError(f"{env_name('tls_cert')} and {env_name('tls_key')} must be set together")
+    return Settings(**values)
+
+
+def _read_keys_file(path: Path) -> tuple[ApiKey, ...]:
+    keys = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            keys.append(ApiKey.parse(line))
+        except ValueError as exc:
+            raise ConfigError(f"{env_name('api_keys_file')}: line {number}: {exc}") from None
+    return tuple(keys)
