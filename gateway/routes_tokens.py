@@ -86,14 +86,17 @@ async def introspect(request: web.Request) -> web.Response:
     """RFC 7662 style: `active` and a few public claims, never provider secrets."""
     key = api_key(request)
     body = schemas.parse(schemas.IntrospectRequest, await read_json(request, BODY_LIMIT), "Invalid")
-    codec = request.app[CODEC]
+    rejected = request.app[METRICS].tokens_rejected
     try:
-        claims = codec.decode(body.token)
-    except TokenError:
+        claims = request.app[CODEC].decode(body.token)
+    except TokenError as exc:
+        rejected.labels(exc.reason).inc()
         return web.json_response({"active": False})
     if claims.sub != key.key_id:
         return web.json_response({"active": False})
     revoked = await request.app[STORE].is_revoked(claims.sub, claims.jti, claims.iat)
+    if revoked:
+        rejected.labels("revoked").inc()
     return web.json_response(
         {
             "active": not revoked,

@@ -267,7 +267,11 @@ async def test_metrics_count_requests_tokens_and_revocations(client: Client) -> 
     token = await sign(client, "openai")
     await client.post("/v1/tokens/revoke", json={"token": token}, headers=AUTH)
     await client.post("/v1/get-signed-url", json={}, headers=AUTH)
+    await client.post("/v1/tokens/introspect", json={"token": token}, headers=AUTH)
+    await client.post("/v1/tokens/introspect", json={"token": "a.b"}, headers=AUTH)
     text = await (await client.get("/metrics")).text()
+    assert 'viseme_gateway_tokens_rejected_total{reason="revoked"} 1.0' in text
+    assert 'viseme_gateway_tokens_rejected_total{reason="malformed"} 1.0' in text
     assert 'viseme_gateway_tokens_issued_total{provider="openai"} 1.0' in text
     assert 'viseme_gateway_revocations_total{kind="token"} 1.0' in text
     assert (
