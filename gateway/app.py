@@ -2,22 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from . import routes_ops, routes_tokens
+from viseme_engine.engine import (
+    MODELS_DIR,
+    EngineConfig,
+    LoadedModels,
+    VisemeEngine,
+    load_models,
+)
+from viseme_engine.smoothing import SmoothingConfig
+
+from . import routes_ops, routes_tokens, routes_visemes
 from .apikeys import Authenticator
 from .http import errors_middleware, metrics_middleware
 from .metrics import Metrics
 from .revocation import MemoryStore, RedisStore, RevocationStore
 from .settings import Settings
-from .state import AUTH, CODEC, LIFECYCLE, METRICS, SETTINGS, STORE, Lifecycle
+from .state import AUTH, CODEC, ENGINE, LIFECYCLE, METRICS, SETTINGS, STORE, EngineSlot, Lifecycle
 from .tokens import TokenCodec
 
+log = logging.getLogger("gateway")
 
-def create_app(settings: Settings, store: RevocationStore | None = None) -> web.Application:
-    """Build the app. `settings.token_keys` must be set (the CLI fills in an ephemeral one)."""
+
+def create_app(
+    settings: Settings,
+    store: RevocationStore | None = None,
+    models: LoadedModels | None = None,
+) -> web.Application:
+    """Build the app. `settings.token_keys` must be set (the CLI fills in an ephemeral one).
+
+    `models` are loaded in the background at start-up unless given (tests share them).
+    """
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[metrics_middleware, errors_middleware],
@@ -27,6 +49,7 @@ def create_app(settings: Settings, store: RevocationStore | None = None) -> web.
     app[CODEC] = TokenCodec(settings.token_keys)
     app[METRICS] = Metrics()
     app[LIFECYCLE] = Lifecycle()
+    app[ENGINE] = EngineSlot()
     if store is None:
         store = (
             RedisStore.from_url(settings.redis_url, settings.redis_prefix)
@@ -35,11 +58,53 @@ def create_app(settings: Settings, store: RevocationStore | None = None) -> web.
         )
     app[STORE] = store
     app.cleanup_ctx.append(_close_store)
+    app.cleanup_ctx.append(functools.partial(_engine, models=models))
     routes_tokens.add_routes(app)
+    routes_visemes.add_routes(app)
     routes_ops.add_routes(app)
     return app
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    return EngineConfig(
+        device=settings.device,
+        threads=settings.engine_threads or None,
+        max_batch=settings.engine_max_batch,
+        max_wait_ms=settings.engine_max_wait_ms,
+        smoothing=SmoothingConfig(
+            min_frames=max(1, settings.viseme_min_ms // 10), margin=settings.viseme_margin
+        ),
+    )
 
 
 async def _close_store(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[STORE].close()
+
+
+async def _engine(app: web.Application, models: LoadedModels | None) -> AsyncIterator[None]:
+    """Load the models in the background: the port opens at once, /readyz waits."""
+    slot = app[ENGINE]
+    config = engine_config(app[SETTINGS])
+
+    async def load() -> None:
+        try:
+            models_dir = app[SETTINGS].models_dir or MODELS_DIR
+            loaded = models or await asyncio.to_thread(load_models, config, models_dir)
+        except Exception as exc:
+            log.exception("viseme models failed to load")
+            slot.error = f"{type(exc).__name__}: {exc}"
+            return
+        engine = VisemeEngine(loaded, config)
+        await engine.start()
+        slot.engine = engine
+
+    task = asyncio.create_task(load(), name="load-viseme-engine")
+    if models is not None:
+        await task  # nothing to wait for: ready before the first request
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    if slot.engine is not None:
+        await slot.engine.stop()

@@ -6,6 +6,7 @@
     ├── AuthError                   401  missing or unknown API key
     ├── Forbidden                   403  the key may not touch this resource
     ├── StoreUnavailable            503  revocation store unreachable: fail closed
+    ├── EngineUnavailable           503  viseme models not loaded (yet)
     └── TokenError                  401  a signed-URL token was refused
         ├── TokenMalformed              not five base64url parts, bad JSON, bad claims
         ├── TokenTampered               AES-GCM authentication failed
@@ -63,6 +64,11 @@ class StoreUnavailable(GatewayError):
 
     def __init__(self, message: str = "Revocation store unavailable") -> None:
         super().__init__(message)
+
+
+class EngineUnavailable(GatewayError):
+    status = 503
+    reason = "engine_unavailable"
 
 
 class TokenError(GatewayError):

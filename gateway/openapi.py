@@ -45,6 +45,20 @@ def _post(model: str, ok: dict[str, Any], summary: str, *errors: int) -> dict[st
     }
 
 
+def _visemes() -> dict[str, Any]:
+    operation = _post("VisemesRequest", {}, "Visemes for audio, as Server-Sent Events", 400, 403)
+    responses = operation["post"]["responses"]
+    responses["200"] = {
+        "description": 'SSE: data: {"visemes":[{"visemeId","offset"}],"chunk_progress":"i/N",'
+        '"chunk_duration_ms"}; event: error on failure',
+        "content": {"text/event-stream": {"schema": _SSE_EVENT}},
+    }
+    responses.update(_errors(413, 503))
+    responses["403"]["description"] = "Invalid API key"
+    responses["503"]["description"] = "Viseme engine not ready"
+    return operation
+
+
 def _get(summary: str, responses: dict[str, Any]) -> dict[str, Any]:
     return {"get": {"summary": summary, "responses": responses}}
 
@@ -66,6 +80,14 @@ _SIGNED = {
             },
         },
     ]
+}
+_SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "event": {"enum": ["message", "error"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
 }
 _REVOKED = {
     "type": "object",
@@ -117,6 +139,7 @@ def document(public_url: str | None = None) -> dict[str, Any]:
             (schemas.SignedUrlRequest, "validation"),
             (schemas.RevokeRequest, "validation"),
             (schemas.IntrospectRequest, "validation"),
+            (schemas.VisemesRequest, "validation"),
         ],
         ref_template=_REF,
     )
@@ -147,6 +170,7 @@ def document(public_url: str | None = None) -> dict[str, Any]:
                 413,
                 503,
             ),
+            "/v1/visemes": _visemes(),
             "/livez": _get("Process is up", {"200": _json({"type": "object"}, "Alive")}),
             "/readyz": _get(
                 "Ready for traffic",

@@ -9,7 +9,7 @@ from viseme_engine.device import cuda_device_count
 
 from . import __version__
 from .openapi import document
-from .state import LIFECYCLE, METRICS, SETTINGS, STORE
+from .state import ENGINE, LIFECYCLE, METRICS, SETTINGS, STORE
 
 
 async def _redis_state(app: web.Application) -> str:
@@ -29,22 +29,26 @@ async def readyz(request: web.Request) -> web.Response:
         reasons.append("draining")
     if await _redis_state(request.app) == "unreachable":
         reasons.append("redis unreachable")
+    slot = request.app[ENGINE]
+    if slot.engine is None:
+        reasons.append(f"models failed to load: {slot.error}" if slot.error else "models loading")
     if reasons:
         return web.json_response({"ready": False, "reasons": reasons}, status=503)
     return web.json_response({"ready": True})
 
 
 async def health(request: web.Request) -> web.Response:
-    lifecycle = request.app[LIFECYCLE]
+    lifecycle, engine = request.app[LIFECYCLE], request.app[ENGINE].engine
     redis = await _redis_state(request.app)
-    status = "draining" if lifecycle.draining else "degraded" if redis == "unreachable" else "ok"
+    degraded = redis == "unreachable" or request.app[ENGINE].error is not None
+    status = "draining" if lifecycle.draining else "degraded" if degraded else "ok"
     return web.json_response(
         {
             "status": status,
             "version": __version__,
-            "device": lifecycle.device,
+            "device": engine.device if engine else None,
             "cuda_available": request.app[_CUDA],
-            "models_loaded": lifecycle.models_loaded,
+            "models_loaded": engine.model_names if engine else [],
             "redis": redis,
         }
     )

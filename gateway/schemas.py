@@ -16,7 +16,7 @@ _Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9
 _VarName = Annotated[str, Field(min_length=1, max_length=128)]
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     @model_validator(mode="before")
@@ -30,7 +30,7 @@ class _Strict(BaseModel):
         return data
 
 
-class ElevenLabsConfig(_Strict):
+class ElevenLabsConfig(Strict):
     agent_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
     # xi-api-key, for private agents
     api_key: _Secret | SkipJsonSchema[None] = None
@@ -41,7 +41,7 @@ class ElevenLabsConfig(_Strict):
     viseme_model: VisemeModel = "default"
 
 
-class OpenAIConfig(_Strict):
+class OpenAIConfig(Strict):
     ephemeral_token: _Secret = Field(description="an ek_... Realtime client secret")
     model: _Name = "gpt-realtime"
     voice: _Name | SkipJsonSchema[None] = None
@@ -54,7 +54,7 @@ def _exactly_one(*names: str) -> ConfigDict:
     return ConfigDict(extra="forbid", strict=True, frozen=True, json_schema_extra=extra)
 
 
-class GeminiConfig(_Strict):
+class GeminiConfig(Strict):
     model_config = _exactly_one("ephemeral_token", "api_key")
     # auth_tokens/... from Google's authTokens.create, or a Gemini API key
     ephemeral_token: _Secret | SkipJsonSchema[None] = None
@@ -69,29 +69,31 @@ class GeminiConfig(_Strict):
         return self
 
 
-class ElevenLabsSpec(_Strict):
+class ElevenLabsSpec(Strict):
     provider: Literal["elevenlabs"]
     provider_config: ElevenLabsConfig
 
 
-class OpenAISpec(_Strict):
+class OpenAISpec(Strict):
     provider: Literal["openai"]
     provider_config: OpenAIConfig
 
 
-class GeminiSpec(_Strict):
+class GeminiSpec(Strict):
     provider: Literal["gemini"]
     provider_config: GeminiConfig
 
 
-class SignedUrlRequest(_Strict):
+class SignedUrlRequest(Strict):
     config: Annotated[ElevenLabsSpec | OpenAISpec | GeminiSpec, Field(discriminator="provider")]
 
 
+# Standard base64 of at least 3 bytes (one 16-bit sample; a trailing odd byte is ignored).
+_BASE64 = r"^(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 _Token = Annotated[str, Field(min_length=1, max_length=16384)]
 
 
-class RevokeRequest(_Strict):
+class RevokeRequest(Strict):
     model_config = _exactly_one("token", "jti", "all")
     token: _Token | SkipJsonSchema[None] = None
     jti: Annotated[str, Field(min_length=1, max_length=128)] | SkipJsonSchema[None] = None
@@ -105,8 +107,15 @@ class RevokeRequest(_Strict):
         return self
 
 
-class IntrospectRequest(_Strict):
+class IntrospectRequest(Strict):
     token: _Token
+
+
+class VisemesRequest(Strict):
+    # base64 of a WAV file (16-bit PCM or 8 kHz mu-law, mono) or raw s16le mono PCM
+    audio: Annotated[str, Field(min_length=4, pattern=_BASE64)]
+    sample_rate: SampleRate = Field(16000, description="raw PCM only; a WAV header wins")
+    model: VisemeModel = "default"
 
 
 _TAGS = frozenset({"elevenlabs", "openai", "gemini"})

@@ -50,6 +50,14 @@ class Settings:
     openai_ws_url: str = "wss://api.openai.com/v1/realtime"
     gemini_ws_url: str = "wss://generativelanguage.googleapis.com"
     device: str = "auto"
+    models_dir: Path | None = None
+    engine_threads: int = 0
+    engine_max_batch: int = 256
+    engine_max_wait_ms: float = 2.0
+    viseme_min_ms: int = 30
+    viseme_margin: float = 0.1
+    max_audio_seconds: float = 600.0
+    sse_chunk_ms: int = 500
     drain_seconds: float = 5.0
     max_body_bytes: int = 64 * 1024 * 1024
     log_level: str = "INFO"
@@ -75,6 +83,14 @@ HELP: dict[str, str] = {
     "openai_ws_url": "OpenAI Realtime WebSocket URL",
     "gemini_ws_url": "Gemini Live WebSocket base URL",
     "device": "viseme engine device: auto, cuda or cpu",
+    "models_dir": "folder with default.onnx and indonesian.onnx (default: the bundled models)",
+    "engine_threads": "onnxruntime threads per model (0: one per core)",
+    "engine_max_batch": "most stream blocks in one batched inference",
+    "engine_max_wait_ms": "longest wait to fill a batch, in ms",
+    "viseme_min_ms": "a new viseme must last this long to be shown (anti-flicker)",
+    "viseme_margin": "probability margin by which a new viseme must beat the shown one",
+    "max_audio_seconds": "longest audio POST /v1/visemes accepts",
+    "sse_chunk_ms": "audio per Server-Sent Event of POST /v1/visemes",
     "drain_seconds": "seconds between SIGTERM and closing open WebSockets",
     "max_body_bytes": "largest accepted request body in bytes",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
@@ -94,14 +110,17 @@ def _int_range(lo: int, hi: int) -> Callable[[str], int]:
     return parse
 
 
-def _seconds(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"must be a number of seconds, got {raw!r}") from None
-    if not 0 <= value <= 3600:
-        raise ValueError(f"must be between 0 and 3600, got {value}")
-    return value
+def _number(lo: float, hi: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"must be a number, got {raw!r}") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"must be between {lo:g} and {hi:g}, got {value:g}")
+        return value
+
+    return parse
 
 
 def _url(*schemes: str) -> Callable[[str], str]:
@@ -125,6 +144,13 @@ def _existing_file(raw: str) -> Path:
     path = Path(raw)
     if not path.is_file():
         raise ValueError(f"no such file: {raw}")
+    return path
+
+
+def _existing_dir(raw: str) -> Path:
+    path = Path(raw)
+    if not path.is_dir():
+        raise ValueError(f"no such folder: {raw}")
     return path
 
 
@@ -187,7 +213,15 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "openai_ws_url": _url("ws", "wss"),
     "gemini_ws_url": _url("ws", "wss"),
     "device": _choice("auto", "cuda", "cpu"),
-    "drain_seconds": _seconds,
+    "models_dir": _existing_dir,
+    "engine_threads": _int_range(0, 256),
+    "engine_max_batch": _int_range(1, 4096),
+    "engine_max_wait_ms": _number(0, 100),
+    "viseme_min_ms": _int_range(10, 200),
+    "viseme_margin": _number(0, 0.99),
+    "max_audio_seconds": _number(1, 3600),
+    "sse_chunk_ms": _int_range(20, 10_000),
+    "drain_seconds": _number(0, 3600),
     "max_body_bytes": _int_range(1024, 1024**3),
     "log_level": lambda raw: _choice("debug", "info", "warning", "error")(raw).upper(),
 }

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiohttp import web
+
+from viseme_engine.engine import VisemeEngine
 
 from .apikeys import Authenticator
 from .metrics import Metrics
@@ -16,8 +18,14 @@ from .tokens import TokenCodec
 @dataclass
 class Lifecycle:
     draining: bool = False
-    models_loaded: list[str] = field(default_factory=list)
-    device: str | None = None
+
+
+@dataclass
+class EngineSlot:
+    """The viseme engine once loaded (it loads in the background after start-up)."""
+
+    engine: VisemeEngine | None = None
+    error: str | None = None
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -26,3 +34,4 @@ CODEC = web.AppKey("codec", TokenCodec)
 STORE = web.AppKey("store", RevocationStore)
 METRICS = web.AppKey("metrics", Metrics)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+ENGINE = web.AppKey("engine", EngineSlot)

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 
 from gateway.apikeys import ApiKey
 from gateway.settings import Settings, TokenKey
+from viseme_engine.engine import EngineConfig, LoadedModels, load_models
 
 REDIS_URL = os.environ.get("VISEME_GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 API_KEY = "test-key-alpha-0123456789"
@@ -55,3 +56,9 @@ async def redis_client() -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(REDIS_URL)
     yield client
     await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def loaded_models() -> LoadedModels:
+    """The shipped models, loaded once for every in-process app of the session."""
+    return load_models(EngineConfig(device="cpu", threads=1))

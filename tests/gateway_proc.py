@@ -53,6 +53,24 @@ class GatewayProcess:
                 raise RuntimeError("gateway did not start:\n" + "".join(self.lines))
         return self.base_url
 
+    def wait_ready(self, timeout: float = 60.0) -> str:
+        """Wait for the port, then for /readyz (the models load in the background)."""
+        import urllib.error
+        import urllib.request
+
+        base = self.wait_listening(timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/readyz", timeout=5) as response:  # noqa: S310  # our own loopback URL
+                    if response.status == 200:
+                        return base
+            except urllib.error.HTTPError:
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("gateway did not become ready:\n" + self.output)
+            time.sleep(0.05)
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)

@@ -52,7 +52,7 @@ def gateways(token_key: TokenKey, redis_prefix: str) -> Iterator[list[GatewayPro
     )
     procs = [GatewayProcess(env), GatewayProcess(env)]
     for proc in procs:
-        proc.wait_listening()
+        proc.wait_ready()
     yield procs
     for proc in procs:
         proc.stop(timeout=10)
@@ -113,7 +113,7 @@ def test_redis_outage_fails_closed_and_recovers(token_key: TokenKey) -> None:
         env_for(token_key, VISEME_GATEWAY_REDIS_URL=f"redis://127.0.0.1:{port}/0")
     )
     try:
-        base = gateway.wait_listening()
+        base = gateway.wait_ready()
         token = token_from(base)
         assert introspect(base, token).json()["active"] is True
         redis_proc.terminate()
@@ -140,7 +140,7 @@ def test_redis_outage_fails_closed_and_recovers(token_key: TokenKey) -> None:
 
 def test_sigterm_drains_then_exits_zero(token_key: TokenKey) -> None:
     gateway = GatewayProcess(env_for(token_key, VISEME_GATEWAY_DRAIN_SECONDS="1.5"))
-    base = gateway.wait_listening()
+    base = gateway.wait_ready()
     assert requests.get(f"{base}/readyz", timeout=5).status_code == 200
     gateway.proc.send_signal(15)
     time.sleep(0.3)

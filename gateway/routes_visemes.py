@@ -1,0 +1,113 @@
+"""POST /v1/visemes: base64 audio in, Server-Sent Events of visemes out."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+
+from aiohttp import web
+
+from viseme_engine.audio import AudioError, AudioFormat, parse_wav
+from viseme_engine.batcher import EngineOverloaded
+from viseme_engine.engine import EngineStream
+
+from . import schemas
+from .errors import AuthError, BadRequest, EngineUnavailable, Forbidden
+from .http import read_json
+from .state import AUTH, ENGINE, SETTINGS
+
+log = logging.getLogger("gateway")
+
+
+def _audio(body: schemas.VisemesRequest) -> tuple[AudioFormat, bytes]:
+    try:
+        blob = base64.b64decode(body.audio, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("Invalid audio data: audio is not valid base64") from None
+    try:
+        if blob[:4] == b"RIFF":
+            wav = parse_wav(blob)
+            fmt, data = wav.format, wav.data
+        else:
+            fmt, data = AudioFormat("pcm_s16le", body.sample_rate), blob
+        if len(data) < fmt.bytes_per_sample:
+            raise AudioError("audio is empty (0 samples)")
+    except AudioError as exc:
+        raise BadRequest(f"Invalid audio data: {exc}") from None
+    return fmt, data
+
+
+def _sse(payload: dict[str, object], event: str | None = None) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+
+
+async def visemes(request: web.Request) -> web.StreamResponse:
+    try:
+        request.app[AUTH].authenticate(request.headers.get("Authorization"))
+    except AuthError:
+        raise Forbidden("Invalid API key") from None  # the Mascot Bot API answered 403 here
+    settings = request.app[SETTINGS]
+    body = schemas.parse(
+        schemas.VisemesRequest,
+        await read_json(request, settings.max_body_bytes),
+        "Invalid audio data",
+    )
+    fmt, data = _audio(body)
+    seconds = len(data) / fmt.bytes_per_sample / fmt.sample_rate
+    if seconds > settings.max_audio_seconds:
+        raise BadRequest(
+            f"Invalid audio data: {seconds:.0f} s is longer than the "
+            f"{settings.max_audio_seconds:.0f} s limit"
+        )
+    engine = request.app[ENGINE].engine
+    if engine is None:
+        raise EngineUnavailable("Viseme engine is not ready")
+    stream = engine.open_stream(body.model, fmt)
+    chunk_bytes = settings.sse_chunk_ms * fmt.sample_rate // 1000 * fmt.bytes_per_sample
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
+    await response.prepare(request)
+    try:
+        await _stream_chunks(request, response, stream, data, chunk_bytes, fmt)
+    except ConnectionError:  # the client left; its stream dies with this frame
+        log.info("client left /v1/visemes mid-stream")
+    return response
+
+
+async def _stream_chunks(
+    request: web.Request,
+    response: web.StreamResponse,
+    stream: EngineStream,
+    data: bytes,
+    chunk_bytes: int,
+    fmt: AudioFormat,
+) -> None:
+    total = -(-len(data) // chunk_bytes)
+    for index in range(total):
+        if request.transport is None or request.transport.is_closing():
+            log.info("client left /v1/visemes after chunk %d of %d", index, total)
+            return  # the stream is dropped here: nothing else holds it
+        chunk = data[index * chunk_bytes : (index + 1) * chunk_bytes]
+        try:
+            events = await stream.feed(chunk)
+            if index == total - 1:
+                events += await stream.flush()
+        except EngineOverloaded as exc:
+            await response.write(_sse({"message": str(exc), "chunk_id": index + 1}, "error"))
+            return
+        duration_ms = round(len(chunk) / fmt.bytes_per_sample / fmt.sample_rate * 1000)
+        payload = {
+            "visemes": [e.as_json() for e in events],
+            "chunk_progress": f"{index + 1}/{total}",
+            "chunk_duration_ms": duration_ms,
+        }
+        await response.write(_sse(payload))
+    await response.write_eof()
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/visemes", visemes)

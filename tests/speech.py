@@ -1,0 +1,35 @@
+"""Speech for tests, spoken by the real espeak-ng."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+
+import numpy as np
+
+from viseme_engine.audio import parse_wav
+
+
+@functools.cache
+def espeak_wav(text: str, voice: str = "en-us", rate: int = 160) -> bytes:
+    """A WAV file (22.05 kHz, 16-bit mono) of `text`."""
+    espeak = shutil.which("espeak-ng")
+    assert espeak, "espeak-ng is required (./dev.sh test installs it)"
+    result = subprocess.run(
+        [espeak, "-v", voice, "-s", str(rate), "--stdout", text],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    # espeak-ng writes streaming sizes (0x7fffffff); the parser takes what is there.
+    return result.stdout
+
+
+def espeak_pcm(text: str, voice: str = "en-us") -> tuple[bytes, int]:
+    wav = parse_wav(espeak_wav(text, voice))
+    return wav.data, wav.format.sample_rate
+
+
+def pcm_to_float(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, "<i2").astype(np.float32) / 32768.0

@@ -1,0 +1,97 @@
+"""The engine's asyncio shell: splitting, batching and the synchronous core agree."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+from gateway.settings import TokenKey
+from tests.conftest import b64url
+from tests.gateway_proc import GatewayProcess
+from tests.speech import espeak_pcm
+from viseme_engine.audio import AudioFormat
+from viseme_engine.engine import EngineConfig, LoadedModels, VisemeEngine, pieces
+from viseme_engine.smoothing import VisemeEvent
+from viseme_engine.stream import VisemeStream
+
+
+@pytest.mark.parametrize("frames", [*range(1, 70), 128, 1000])
+def test_pieces_are_powers_of_two_summing_up(frames: int) -> None:
+    parts = pieces(frames)
+    assert sum(parts) == frames
+    assert all(p & (p - 1) == 0 and p <= 64 for p in parts)
+    assert parts == sorted(parts, reverse=True)
+
+
+@pytest.mark.parametrize("split", [False, True])
+async def test_engine_streams_match_the_synchronous_core(
+    loaded_models: LoadedModels, split: bool
+) -> None:
+    engine = VisemeEngine(loaded_models, EngineConfig(split_blocks=split))
+    await engine.start()
+    fmt = AudioFormat("pcm_s16le", 22050)
+    texts = ["Bob bought a map.", "Please pay me.", "Mama made bread."]
+    clips = [espeak_pcm(t)[0] for t in texts]
+    try:
+
+        async def run(data: bytes) -> list[VisemeEvent]:
+            stream = engine.open_stream("default", fmt)
+            events: list[VisemeEvent] = []
+            rng = np.random.default_rng(len(data))
+            pos = 0
+            while pos < len(data):
+                size = int(rng.integers(2000, 12000))
+                events += await stream.feed(data[pos : pos + size])
+                pos += size
+            return events + await stream.flush()
+
+        # Concurrent streams, so their blocks really share batches.
+        results = await asyncio.gather(*(run(c) for c in clips))
+    finally:
+        await engine.stop()
+    for clip, events in zip(clips, results, strict=True):
+        core = VisemeStream(loaded_models.models["default"], fmt)
+        assert events == core.feed(clip) + core.flush()
+
+
+def test_broken_models_keep_the_gateway_up_but_not_ready(
+    token_key: TokenKey, tmp_path: Path
+) -> None:
+    (tmp_path / "default.onnx").write_bytes(b"not a model")
+    gateway = GatewayProcess(
+        {
+            "VISEME_GATEWAY_API_KEYS": "test-key-alpha-0123456789",
+            "VISEME_GATEWAY_TOKEN_KEYS": f"{token_key.kid}:{b64url(token_key.key)}",
+            "VISEME_GATEWAY_MODELS_DIR": str(tmp_path),
+        }
+    )
+    try:
+        base = gateway.wait_listening()
+        for _ in range(200):
+            health = requests.get(f"{base}/health", timeout=5).json()
+            if health["status"] == "degraded":
+                break
+            time.sleep(0.05)
+        assert health["status"] == "degraded"
+        assert health["models_loaded"] == []
+        ready = requests.get(f"{base}/readyz", timeout=5)
+        assert ready.status_code == 503
+        assert ready.json()["reasons"][0].startswith("models failed to load")
+        assert requests.get(f"{base}/livez", timeout=5).status_code == 200
+        response = requests.post(
+            f"{base}/v1/visemes",
+            json={"audio": "AAAA"},
+            headers={"Authorization": "Bearer test-key-alpha-0123456789"},
+            timeout=5,
+        )
+        assert (response.status_code, response.json()) == (
+            503,
+            {"error": "Viseme engine is not ready"},
+        )
+    finally:
+        gateway.stop(timeout=10)

@@ -1,0 +1,206 @@
+"""The engine: both models loaded once, one micro-batcher each, async streams on top."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .audio import AudioFormat
+from .batcher import BatchStats, MicroBatcher
+from .device import device_in_use, requested_providers
+from .smoothing import SmoothingConfig, VisemeEvent
+from .stream import HOP, FrameModel, State, VisemeStream
+
+log = logging.getLogger("viseme_engine")
+MODELS_DIR = Path(__file__).parent / "models"
+MODEL_NAMES = ("default", "indonesian")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    device: str = "auto"
+    threads: int | None = None  # onnxruntime intra-op threads; None = one per core
+    max_batch: int = 256
+    max_wait_ms: float = 2.0
+    max_pending: int = 4096
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    # Split blocks into power-of-two pieces so streams share batches. Pays on a
+    # GPU (batch rows are nearly free); on a CPU the per-frame cost is the same
+    # batched or not and each extra call costs ~0.15 ms. None: only on CUDA.
+    split_blocks: bool | None = None
+
+
+class IoBoundModel:
+    """Runs a CUDA session through IOBinding: inputs are copied to the device once
+    and outputs bound to host memory, instead of onnxruntime's per-run staging."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self._session = model.session
+        self.lookahead_frames: int = model.lookahead_frames
+
+    def init_state(self, batch: int) -> State:
+        state: State = self._model.init_state(batch)
+        return state
+
+    def run(
+        self, audio: npt.NDArray[np.float32], state: State
+    ) -> tuple[npt.NDArray[np.float32], State]:
+        binding = self._session.io_binding()
+        binding.bind_cpu_input("audio", np.ascontiguousarray(audio, np.float32))
+        for name, value in state.items():
+            binding.bind_cpu_input(name, value)
+        binding.bind_output("logits", "cpu")
+        for name in state:
+            binding.bind_output(f"{name}_out", "cpu")
+        self._session.run_with_iobinding(binding)
+        outputs = binding.copy_outputs_to_cpu()
+        return outputs[0], dict(zip(state, outputs[1:], strict=True))
+
+
+def load_model(path: Path, device: str, threads: int | None) -> tuple[FrameModel, str]:
+    """Load one model on the requested device; returns it and the device really used."""
+    import onnxruntime as ort
+
+    from .onnx_model import OnnxVisemeModel
+
+    # Severity 3 (errors only): onnxruntime warns at length when it falls back to CPU.
+    ort.set_default_logger_severity(3)
+    providers = requested_providers(device, ort.get_available_providers())
+    model = OnnxVisemeModel.from_path(path, providers=providers, threads=threads)
+    used = device_in_use(model.session.get_providers())
+    if device == "cuda" and used != "cuda":
+        raise RuntimeError(f"--device cuda: onnxruntime could not run {path.name} on CUDA")
+    return (IoBoundModel(model) if used == "cuda" else model), used
+
+
+@dataclass(frozen=True)
+class LoadedModels:
+    models: dict[str, FrameModel]
+    device: str
+
+
+def load_models(config: EngineConfig, models_dir: Path = MODELS_DIR) -> LoadedModels:
+    """Blocking: load and warm every model (call it in a thread at start-up)."""
+    models: dict[str, FrameModel] = {}
+    devices = set()
+    for name in MODEL_NAMES:
+        model, used = load_model(models_dir / f"{name}.onnx", config.device, config.threads)
+        warm_up(model, config.max_batch if used == "cuda" else 1)
+        models[name] = model
+        devices.add(used)
+    device = devices.pop() if len(devices) == 1 else "mixed"
+    log.info("viseme engine on %s with models %s", device, ", ".join(models))
+    return LoadedModels(models, device)
+
+
+def warm_up(model: FrameModel, batch: int) -> None:
+    """Run once, so the first real request pays no set-up (on CUDA: at full batch,
+    which sizes the memory arena and picks the kernels)."""
+    model.run(np.zeros((batch, 1600), np.float32), model.init_state(batch))
+
+
+class VisemeEngine:
+    """Loaded models with one micro-batcher each; lives on one event loop."""
+
+    def __init__(self, loaded: LoadedModels, config: EngineConfig) -> None:
+        self.device = loaded.device
+        self.config = config
+        self._models = loaded.models
+        self._batchers = {
+            name: MicroBatcher(
+                model,
+                max_batch=config.max_batch,
+                max_wait_ms=config.max_wait_ms,
+                max_pending=config.max_pending,
+            )
+            for name, model in loaded.models.items()
+        }
+        self._open: weakref.WeakSet[EngineStream] = weakref.WeakSet()
+
+    @property
+    def open_streams(self) -> int:
+        """Streams still referenced by someone (a stream is freed with its last reference)."""
+        return len(self._open)
+
+    def batch_stats(self) -> dict[str, BatchStats]:
+        return {name: batcher.stats for name, batcher in self._batchers.items()}
+
+    @property
+    def model_names(self) -> list[str]:
+        return list(self._models)
+
+    async def start(self) -> None:
+        for batcher in self._batchers.values():
+            await batcher.start()
+
+    async def stop(self) -> None:
+        for batcher in self._batchers.values():
+            await batcher.stop()
+
+    def open_stream(self, model: str, audio_format: AudioFormat) -> EngineStream:
+        if model not in self._models:
+            raise KeyError(model)
+        core = VisemeStream(self._models[model], audio_format, self.config.smoothing)
+        split = self.config.split_blocks
+        stream = EngineStream(
+            core, self._batchers[model], self.device == "cuda" if split is None else split
+        )
+        self._open.add(stream)
+        return stream
+
+
+class EngineStream:
+    """A stream's asyncio shell: its blocks go through the shared batcher, in order."""
+
+    def __init__(self, core: VisemeStream, batcher: MicroBatcher, split: bool) -> None:
+        self.core = core
+        self._batcher = batcher
+        self._split = split
+        self._lock = asyncio.Lock()
+
+    async def feed(self, data: bytes) -> list[VisemeEvent]:
+        async with self._lock:
+            return await self._run(self.core.prepare(data))
+
+    async def flush(self) -> list[VisemeEvent]:
+        async with self._lock:
+            return await self._run(self.core.prepare_flush())
+
+    async def _run(self, block: npt.NDArray[np.float32]) -> list[VisemeEvent]:
+        if block.size == 0:
+            return []
+        state = self.core.state
+        parts = []
+        start = 0
+        frames_total = block.size // HOP
+        for frames in pieces(frames_total) if self._split else [frames_total]:
+            piece = block[start : start + frames * HOP]
+            start += frames * HOP
+            logits, state = await self._batcher.run(piece, state)
+            parts.append(logits)
+        return self.core.complete(np.concatenate(parts), state)
+
+
+def pieces(frames: int, largest: int = 64) -> list[int]:
+    """Split a block into power-of-two frame counts, largest first (25 -> 16, 8, 1).
+
+    Rows of one inference must be equally long; streams send chunks of every
+    size, so exact lengths rarely meet. A few standard lengths do: blocks from
+    many streams then share batches, at the cost of a few steps per chunk."""
+    out = [largest] * (frames // largest)
+    rest = frames % largest
+    bit = largest
+    while rest:
+        if rest >= bit:
+            out.append(bit)
+            rest -= bit
+        bit //= 2
+    return out
