@@ -85,13 +85,16 @@ class Unit:
     seed: int
 
 
-def plan(lang: str, hours: float, seed: int) -> list[Unit]:
+def plan(lang: str, hours: float, seed: int, heldout_units: int | None = None) -> list[Unit]:
     """Held-out units first (small, fixed), then train units up to `hours`."""
     units: list[Unit] = []
     n_train = max(1, round(hours * 3600 / (_AVG_UTT_S * _UTTS_PER_UNIT)))
-    schedule = [("heldout_sentences", _HELDOUT_UNITS["heldout_sentences"]),
-                ("heldout_voices", _HELDOUT_UNITS["heldout_voices"]),
-                ("train", n_train)]  # fmt: skip
+    n_sent, n_voice = (
+        (heldout_units, heldout_units)
+        if heldout_units is not None
+        else (_HELDOUT_UNITS["heldout_sentences"], _HELDOUT_UNITS["heldout_voices"])
+    )
+    schedule = [("heldout_sentences", n_sent), ("heldout_voices", n_voice), ("train", n_train)]
     k = 0
     for split, count in schedule:
         choices = _VOICES[lang]["train" if split != "heldout_voices" else split]
@@ -117,10 +120,10 @@ _ESPEAK: Espeak | None = None
 
 def _synthesize(
     unit: Unit, texts: list[str], rng: random.Random
-) -> list[tuple[str, str, Synthesis]]:
-    """(voice name, phone table, synthesis) per text; bad texts are skipped."""
+) -> list[tuple[str, str, Synthesis | None]]:
+    """(voice name, phone table, synthesis or None where it failed) per text."""
     global _ESPEAK  # one libespeak-ng per worker process: the library is a singleton
-    out: list[tuple[str, str, Synthesis]] = []
+    out: list[tuple[str, str, Synthesis | None]] = []
     if unit.synth == "espeak":
         if _ESPEAK is None:
             _ESPEAK = Espeak()
@@ -148,8 +151,8 @@ def _synthesize(
         if unit.lang == "id":
             texts = [synth_festival.respell_indonesian(t, unit.voice) for t in texts]
         stretches = [rng.uniform(0.8, 1.25) for _ in texts]
-        for syn in synth_festival.synth_batch(unit.voice, texts, stretches):
-            out.append((unit.voice, table, syn))
+        for maybe in synth_festival.synth_batch(unit.voice, texts, stretches):
+            out.append((unit.voice, table, maybe))
     else:
         raise ValueError(unit.synth)
     return out
@@ -206,6 +209,9 @@ def run_unit(unit: Unit, out: Path, base_seed: int) -> list[dict[str, object]]:
         log.exception("unit %d (%s %s) failed", unit.index, unit.synth, unit.voice)
         return rows
     for j, ((voice, table, syn), text) in enumerate(zip(synths, texts, strict=True)):
+        if syn is None:
+            log.warning("unit %d utt %d: %s could not speak %r", unit.index, j, voice, text)
+            continue
         try:
             ex = to_example(syn, table)
         except KeyError as e:
@@ -236,10 +242,12 @@ def _do(args: tuple[Unit, Path, int]) -> tuple[int, list[dict[str, object]]]:
     return unit.index, rows
 
 
-def generate(lang: str, out: Path, hours: float, jobs: int, seed: int) -> Iterator[int]:
+def generate(
+    lang: str, out: Path, hours: float, jobs: int, seed: int, heldout_units: int | None = None
+) -> Iterator[int]:
     """Run the plan; yields the number of manifest rows after each finished unit."""
     (out / "units").mkdir(parents=True, exist_ok=True)
-    units = plan(lang, hours, seed)
+    units = plan(lang, hours, seed, heldout_units)
     rows: list[dict[str, object]] = []
     manifest = out / "manifest.jsonl"
     work = [(u, out, seed) for u in units]
@@ -252,6 +260,22 @@ def generate(lang: str, out: Path, hours: float, jobs: int, seed: int) -> Iterat
             yield len(rows)
 
 
+def summary(manifest: Path) -> str:
+    """Minutes of audio per split and voice (espeak-ng voices grouped by engine)."""
+    minutes: dict[tuple[str, str], float] = {}
+    for line in manifest.read_text().splitlines():
+        r = json.loads(line)
+        espeak = r["synth"] == "espeak"
+        voice = "espeak-ng (all variants)" if espeak else f"{r['synth']} {r['voice']}"
+        key = (r["split"], voice)
+        minutes[key] = minutes.get(key, 0.0) + r["seconds"] / 60
+    lines = [f"{s:18s} {v:34s} {m:7.1f} min" for (s, v), m in sorted(minutes.items())]
+    for split in ("train", "heldout_sentences", "heldout_voices"):
+        total = sum(m for (s, _), m in minutes.items() if s == split)
+        lines.append(f"{split:18s} {'TOTAL':34s} {total:7.1f} min")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     ap.add_argument("--lang", choices=("en", "id"), required=True)
@@ -259,10 +283,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hours", type=float, default=1.0, help="train audio to plan")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--heldout-units", type=int, default=None,
+                    help="units per held-out split (default 24 and 36; tests use fewer)")
+    ap.add_argument("--summary", action="store_true", help="print minutes per split and voice")
     args = ap.parse_args(argv)
+    if args.summary:
+        print(summary(args.out / "manifest.jsonl"))
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     n = 0
-    for n in generate(args.lang, args.out, args.hours, args.jobs, args.seed):
+    gen = generate(args.lang, args.out, args.hours, args.jobs, args.seed, args.heldout_units)
+    for n in gen:
         if n and n % 200 < _UTTS_PER_UNIT:
             log.info("%d utterances", n)
     log.info("done: %d utterances in %s", n, args.out / "manifest.jsonl")

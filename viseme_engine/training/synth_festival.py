@@ -17,6 +17,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from viseme_engine.training.synth_espeak import Synthesis
 from viseme_engine.training.synth_flite import _read_wav
 
@@ -36,8 +38,53 @@ def _scheme_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def synth_batch(voice: str, texts: Sequence[str], stretch: Sequence[float]) -> list[Synthesis]:
-    """Speak each text with `voice`; `stretch` scales durations per text."""
+def synth_batch(
+    voice: str, texts: Sequence[str], stretch: Sequence[float]
+) -> list[Synthesis | None]:
+    """Speak each text with `voice`; `stretch` scales durations per text.
+
+    festival's `Utterance Text` puts no pause at a sentence end, so each
+    sentence is its own utterance (each starts and ends with a pause) and the
+    parts are joined here. A text festival fails on (its Italian letter-to-sound
+    rules crash on some letter sequences) gives None; the rest still come back.
+    """
+    try:
+        return list(_synth_texts(voice, texts, stretch))
+    except subprocess.CalledProcessError:
+        out: list[Synthesis | None] = []
+        for text, st in zip(texts, stretch, strict=True):
+            try:
+                out += _synth_texts(voice, [text], [st])
+            except subprocess.CalledProcessError:
+                out.append(None)
+        return out
+
+
+def _synth_texts(voice: str, texts: Sequence[str], stretch: Sequence[float]) -> list[Synthesis]:
+    parts: list[tuple[int, str, float]] = []
+    for i, (text, st) in enumerate(zip(texts, stretch, strict=True)):
+        parts += [(i, s, st) for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
+    synths = _synth_parts(voice, [p[1] for p in parts], [p[2] for p in parts])
+    out: list[Synthesis] = []
+    for i in range(len(texts)):
+        mine = [s for (j, _, _), s in zip(parts, synths, strict=True) if j == i]
+        out.append(_join(mine))
+    return out
+
+
+def _join(parts: Sequence[Synthesis]) -> Synthesis:
+    phones: list[str] = []
+    ends: list[float] = []
+    offset = 0.0
+    for p in parts:
+        phones += p.phones
+        ends += [e + offset for e in p.ends]
+        offset += len(p.audio) / p.rate
+    audio = np.concatenate([p.audio for p in parts])
+    return Synthesis(audio=audio, rate=parts[0].rate, phones=phones, ends=ends)
+
+
+def _synth_parts(voice: str, texts: Sequence[str], stretch: Sequence[float]) -> list[Synthesis]:
     if voice not in VOICES:
         raise ValueError(f"unsupported festival voice {voice!r}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,7 +153,8 @@ def respell_indonesian(text: str, voice: str) -> str:
     """Indonesian text spelled so that `voice`'s letter-to-sound reads it right."""
     lower = text.lower()
     if VOICES.get(voice) == "festival-it":
-        return _sub_all(lower, _TO_ITALIAN)
+        # the Italian voices' question intonation crashes on some phrases ("paiung biru?")
+        return _sub_all(lower.replace("?", "."), _TO_ITALIAN)
     if VOICES.get(voice) == "festival-fi":
         # "nj" from "ny" must survive the j rule: protect it first
         return _sub_all(lower.replace("ny", "\x01"), _TO_FINNISH).replace("\x01", "nj")
