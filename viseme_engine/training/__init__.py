@@ -1,0 +1,1 @@
+"""Training, augmentation and ONNX export (the optional `train` extra; needs torch)."""

@@ -1,0 +1,82 @@
+"""Frame labels from timed phones: one SAPI viseme per 10 ms frame at 16 kHz.
+
+Frame i covers samples [160*i, 160*i + 160) and takes the viseme of the phone
+active at its centre; time past the last phone is silence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from viseme_engine.phonemes import SILENCE, STOPS
+
+RATE = 16000
+HOP = 160
+
+# A stop's closure is silent (or a faint voice bar) whatever the synthesizer;
+# anything this far below the utterance's loud frames counts as closure.
+_CLOSURE_DB_BELOW_PEAK = 30.0
+# Longer "closures" are pauses, which keep their silence label.
+_MAX_CLOSURE_S = 0.15
+_WIN_S = 0.005
+
+
+def _window_db(audio: np.ndarray, rate: int) -> np.ndarray:
+    win = max(1, int(rate * _WIN_S))
+    n = len(audio) // win
+    frames = audio[: n * win].astype(np.float64).reshape(n, win)
+    return np.asarray(10.0 * np.log10(np.mean(frames**2, axis=1) + 1.0))
+
+
+def move_closures(
+    audio: np.ndarray,
+    rate: int,
+    phones: Sequence[str],
+    ends: Sequence[float],
+    visemes: Sequence[int],
+) -> list[float]:
+    """Move each stop's onset back over the silent closure that precedes its burst.
+
+    espeak-ng (and some festival voices) count the closure in the phone before
+    the stop, so "papa" would show an open mouth while the lips are shut. The
+    closure is found in the audio: the quiet stretch just before the stop's
+    start. A stop after silence keeps its start: the pause is labelled 0.
+    """
+    new_ends = list(ends)
+    if len(audio) == 0:
+        return new_ends
+    db = _window_db(audio, rate)
+    if len(db) == 0:
+        return new_ends
+    quiet = float(np.percentile(db, 95)) - _CLOSURE_DB_BELOW_PEAK
+    win = _WIN_S
+    for i in range(1, len(phones)):
+        if phones[i] not in STOPS and visemes[i] != 21:
+            continue
+        if visemes[i - 1] == SILENCE:
+            continue
+        start = new_ends[i - 1]
+        prev_start = new_ends[i - 2] if i >= 2 else 0.0
+        k = int(start / win) - 1
+        t = start
+        while k >= 0 and k < len(db) and db[k] < quiet:
+            t_next = k * win
+            # keep at least 10 ms of the previous phone; cap the closure length
+            if t_next < prev_start + 0.010 or start - t_next > _MAX_CLOSURE_S:
+                break
+            t = t_next
+            k -= 1
+        new_ends[i - 1] = t
+    return new_ends
+
+
+def frame_labels(n_samples: int, ends: Sequence[float], visemes: Sequence[int]) -> np.ndarray:
+    """Viseme per 10 ms frame of a 16 kHz signal of `n_samples` samples."""
+    n_frames = -(-n_samples // HOP)
+    centres = (np.arange(n_frames) * HOP + HOP / 2) / RATE
+    ends_arr = np.asarray(ends, dtype=np.float64)
+    idx = np.searchsorted(ends_arr, centres, side="right")
+    vis = np.append(np.asarray(visemes, dtype=np.uint8), np.uint8(SILENCE))
+    return np.asarray(vis[np.minimum(idx, len(visemes))], dtype=np.uint8)
