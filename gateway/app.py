@@ -90,7 +90,10 @@ async def _engine(app: web.Application, models: LoadedModels | None) -> AsyncIte
     async def load() -> None:
         try:
             models_dir = app[SETTINGS].models_dir or MODELS_DIR
-            loaded = models or await asyncio.to_thread(load_models, config, models_dir)
+            if models is None:
+                loaded = await asyncio.to_thread(load_models, config, models_dir)
+            else:
+                loaded = models
         except Exception as exc:
             log.exception("viseme models failed to load")
             slot.error = f"{type(exc).__name__}: {exc}"
