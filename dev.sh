@@ -63,7 +63,12 @@ case "${1:-}" in
         ;;
     test)
         shift
-        apt_install espeak-ng libespeak-ng1 flite festival festvox-kallpc16k sox
+        # Speech synthesizers and text corpora: tests synthesize real speech and
+        # label it (viseme_engine/training); the same set generates the training data.
+        apt_install espeak-ng libespeak-ng1 espeak-ng-data flite festival \
+            festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festvox-italp16k \
+            festvox-itapc16k festvox-suopuhe-lj festvox-suopuhe-mv fortunes \
+            debian-reference-id hunspell-id sox
         python_env "train,test"
         ensure_redis
         "$VENV/bin/ruff" check .

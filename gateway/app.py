@@ -8,6 +8,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 
 from viseme_engine.engine import (
@@ -19,13 +20,25 @@ from viseme_engine.engine import (
 )
 from viseme_engine.smoothing import SmoothingConfig
 
-from . import routes_ops, routes_tokens, routes_visemes
+from . import routes_ops, routes_tokens, routes_visemes, routes_ws
 from .apikeys import Authenticator
 from .http import errors_middleware, metrics_middleware
 from .metrics import Metrics
 from .revocation import MemoryStore, RedisStore, RevocationStore
+from .sessions import SESSIONS, Sessions, close_sessions, sessions_ctx
 from .settings import Settings
-from .state import AUTH, CODEC, ENGINE, LIFECYCLE, METRICS, SETTINGS, STORE, EngineSlot, Lifecycle
+from .state import (
+    AUTH,
+    CODEC,
+    ENGINE,
+    HTTP,
+    LIFECYCLE,
+    METRICS,
+    SETTINGS,
+    STORE,
+    EngineSlot,
+    Lifecycle,
+)
 from .tokens import TokenCodec
 
 log = logging.getLogger("gateway")
@@ -59,8 +72,13 @@ def create_app(
     app[STORE] = store
     app.cleanup_ctx.append(_close_store)
     app.cleanup_ctx.append(functools.partial(_engine, models=models))
+    app.cleanup_ctx.append(_http_client)
+    app[SESSIONS] = Sessions()
+    app.cleanup_ctx.append(sessions_ctx)
+    app.on_shutdown.append(close_sessions)
     routes_tokens.add_routes(app)
     routes_visemes.add_routes(app)
+    routes_ws.add_routes(app)
     routes_ops.add_routes(app)
     return app
 
@@ -75,6 +93,13 @@ def engine_config(settings: Settings) -> EngineConfig:
             min_frames=max(1, settings.viseme_min_ms // 10), margin=settings.viseme_margin
         ),
     )
+
+
+async def _http_client(app: web.Application) -> AsyncIterator[None]:
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        app[HTTP] = session
+        yield
 
 
 async def _close_store(app: web.Application) -> AsyncIterator[None]:

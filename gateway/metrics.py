@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
@@ -36,5 +36,42 @@ class Metrics:
             "viseme_gateway_revocations_total",
             "Revocations by kind (token, jti, all)",
             ["kind"],
+            registry=self.registry,
+        )
+        self.sessions = Gauge(
+            "viseme_gateway_relay_sessions_active",
+            "Open relay sessions by provider",
+            ["provider"],
+            registry=self.registry,
+        )
+        self.relayed = Counter(
+            "viseme_gateway_relay_messages_total",
+            "Messages relayed by provider and direction (upstream, downstream)",
+            ["provider", "direction"],
+            registry=self.registry,
+        )
+        self.visemes_injected = Counter(
+            "viseme_gateway_visemes_injected_total",
+            "Viseme entries injected into provider streams",
+            ["provider"],
+            registry=self.registry,
+        )
+        self.visemes_skipped = Counter(
+            "viseme_gateway_viseme_chunks_skipped_total",
+            "Audio chunks relayed without visemes, by reason",
+            ["provider", "reason"],
+            registry=self.registry,
+        )
+        self.chunk_latency = Histogram(
+            "viseme_gateway_relay_chunk_added_seconds",
+            "Time the relay added to an audio message (viseme computation)",
+            ["provider"],
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
+            registry=self.registry,
+        )
+        self.upstream_errors = Counter(
+            "viseme_gateway_upstream_errors_total",
+            "Upstream failures by provider and kind",
+            ["provider", "kind"],
             registry=self.registry,
         )

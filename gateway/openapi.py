@@ -59,6 +59,28 @@ def _visemes() -> dict[str, Any]:
     return operation
 
 
+def _websocket(summary: str, token: str, where: str, path_param: bool = False) -> dict[str, Any]:
+    parameters = [{"name": token, "in": where, "required": True, "schema": {"type": "string"}}]
+    if path_param:
+        methods = [
+            f"google.ai.generativelanguage.{version}.GenerativeService.{method}"
+            for version in ("v1alpha", "v1beta", "v1")
+            for method in ("BidiGenerateContent", "BidiGenerateContentConstrained")
+        ]
+        parameters.append(
+            {"name": "method", "in": "path", "required": True, "schema": {"enum": methods}}
+        )
+    responses = {
+        "101": {"description": "Switching Protocols: the relay session"},
+        "400": _json({"$ref": "#/components/schemas/Error"}, "Not a WebSocket upgrade"),
+        "401": _json({"$ref": "#/components/schemas/Error"}, "Missing or invalid token"),
+        "403": _json({"$ref": "#/components/schemas/Error"}, "Token revoked"),
+        "404": _json({"$ref": "#/components/schemas/Error"}, "Unknown Gemini method"),
+        "503": _json({"$ref": "#/components/schemas/Error"}, "Revocation store unreachable"),
+    }
+    return {"get": {"summary": summary, "parameters": parameters, "responses": responses}}
+
+
 def _get(summary: str, responses: dict[str, Any]) -> dict[str, Any]:
     return {"get": {"summary": summary, "responses": responses}}
 
@@ -171,6 +193,20 @@ def document(public_url: str | None = None) -> dict[str, Any]:
                 503,
             ),
             "/v1/visemes": _visemes(),
+            "/v1/conversation": _websocket("ElevenLabs/OpenAI relay (WebSocket)", "token", "query"),
+            "/v1/conversation/realtime": _websocket(
+                "The same, as OpenAI's SDK builds it from a signed URL", "token", "query"
+            ),
+            "/v1/realtime": _websocket(
+                "The same, token as OpenAI's SDK Bearer api_key", "Authorization", "header"
+            ),
+            "/ws/{method}": _websocket(
+                "Gemini Live relay: google.ai.generativelanguage.{v1alpha|v1beta|v1}."
+                "GenerativeService.BidiGenerateContent[Constrained]; //ws/ accepted",
+                "x-goog-api-key",
+                "header",
+                path_param=True,
+            ),
             "/livez": _get("Process is up", {"200": _json({"type": "object"}, "Alive")}),
             "/readyz": _get(
                 "Ready for traffic",

@@ -12,14 +12,35 @@ same interface and semantics; the store is chosen by `VISEME_GATEWAY_REDIS_URL`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from .errors import StoreUnavailable
+
+log = logging.getLogger("gateway")
+
+
+@dataclass(frozen=True)
+class Revoked:
+    """A revocation as broadcast to every replica, to close open sessions."""
+
+    sub: str
+    jti: str | None = None  # one token
+    cutoff: float | None = None  # every token of `sub` issued at or before
+
+    def covers(self, sub: str, jti: str, iat: float) -> bool:
+        if sub != self.sub:
+            return False
+        return jti == self.jti or (self.cutoff is not None and iat <= self.cutoff)
 
 
 class RevocationStore(Protocol):
@@ -33,6 +54,10 @@ class RevocationStore(Protocol):
 
     async def ping(self) -> bool: ...
 
+    def subscribe(self) -> AsyncIterator[Revoked]:
+        """Revocations made anywhere (this process or, with Redis, any replica)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -43,20 +68,27 @@ class MemoryStore:
         self._clock = clock
         self._jtis: dict[tuple[str, str], float] = {}
         self._cutoffs: dict[str, tuple[float, float]] = {}
+        self._listeners: set[asyncio.Queue[Revoked]] = set()
 
     def _sweep(self) -> None:
         now = self._clock()
         self._jtis = {k: exp for k, exp in self._jtis.items() if exp > now}
         self._cutoffs = {k: v for k, v in self._cutoffs.items() if v[1] > now}
 
+    def _publish(self, event: Revoked) -> None:
+        for queue in self._listeners:
+            queue.put_nowait(event)
+
     async def revoke_jti(self, sub: str, jti: str, ttl: float) -> None:
         self._sweep()
         self._jtis[(sub, jti)] = self._clock() + ttl
+        self._publish(Revoked(sub, jti=jti))
 
     async def revoke_all(self, sub: str, cutoff: float, ttl: float) -> None:
         self._sweep()
         previous = self._cutoffs.get(sub, (0.0, 0.0))[0]
         self._cutoffs[sub] = (max(previous, cutoff), self._clock() + ttl)
+        self._publish(Revoked(sub, cutoff=cutoff))
 
     async def is_revoked(self, sub: str, jti: str, iat: float) -> bool:
         now = self._clock()
@@ -67,6 +99,15 @@ class MemoryStore:
 
     async def ping(self) -> bool:
         return True
+
+    async def subscribe(self) -> AsyncIterator[Revoked]:
+        queue: asyncio.Queue[Revoked] = asyncio.Queue()
+        self._listeners.add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._listeners.discard(queue)
 
     async def close(self) -> None:
         return None
@@ -97,6 +138,14 @@ class RedisStore:
         )
         return cls(client, prefix)
 
+    @property
+    def _channel(self) -> str:
+        return f"{self._prefix}revocations"
+
+    async def _publish(self, event: Revoked) -> None:
+        payload = {"sub": event.sub, "jti": event.jti, "cutoff": event.cutoff}
+        await self._redis.publish(self._channel, json.dumps(payload))
+
     def _jti_key(self, sub: str, jti: str) -> str:
         return f"{self._prefix}revoked:jti:{sub}:{jti}"
 
@@ -106,6 +155,7 @@ class RedisStore:
     async def revoke_jti(self, sub: str, jti: str, ttl: float) -> None:
         try:
             await self._redis.set(self._jti_key(sub, jti), b"1", px=_ms(ttl))
+            await self._publish(Revoked(sub, jti=jti))
         except RedisError as exc:
             raise StoreUnavailable() from exc
 
@@ -128,8 +178,46 @@ class RedisStore:
         except RedisError:
             return False
 
+    async def subscribe(self) -> AsyncIterator[Revoked]:
+        """Follow the revocation channel, reconnecting while Redis is away."""
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._channel)
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        event = _decode(message.get("data"))
+                        if event is not None:
+                            yield event
+            except RedisError as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # redis-py can turn a cancel into its own TimeoutError: stop anyway.
+                    raise asyncio.CancelledError from exc
+                log.warning("revocation channel lost (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(0.5)
+            finally:
+                with contextlib.suppress(RedisError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+def _decode(data: object) -> Revoked | None:
+    try:
+        payload = json.loads(data) if isinstance(data, (bytes, str)) else None
+        if not isinstance(payload, dict) or not isinstance(payload.get("sub"), str):
+            return None
+        jti, cutoff = payload.get("jti"), payload.get("cutoff")
+        return Revoked(
+            payload["sub"],
+            jti=jti if isinstance(jti, str) else None,
+            cutoff=float(cutoff) if isinstance(cutoff, (int, float)) else None,
+        )
+    except (ValueError, TypeError):
+        return None
 
 
 def _ms(seconds: float) -> int:

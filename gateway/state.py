@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import aiohttp
 from aiohttp import web
 
 from viseme_engine.engine import VisemeEngine
@@ -35,3 +36,4 @@ STORE = web.AppKey("store", RevocationStore)
 METRICS = web.AppKey("metrics", Metrics)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 ENGINE = web.AppKey("engine", EngineSlot)
+HTTP = web.AppKey("http", aiohttp.ClientSession)  # outbound calls to providers' REST APIs

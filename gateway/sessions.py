@@ -1,0 +1,76 @@
+"""Open relay sessions: closed when their token is revoked, or at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from providers.relay import Relay
+
+from .revocation import Revoked
+from .state import STORE
+from .tokens import TokenClaims
+
+log = logging.getLogger("gateway")
+REVOKED_CLOSE = (4001, "token revoked")
+SHUTDOWN_CLOSE = (1001, "gateway shutting down")
+
+
+@dataclass(eq=False)
+class Session:
+    claims: TokenClaims
+    relay: Relay
+
+
+class Sessions:
+    def __init__(self) -> None:
+        self._open: set[Session] = set()
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def add(self, session: Session) -> None:
+        self._open.add(session)
+
+    def discard(self, session: Session) -> None:
+        self._open.discard(session)
+
+    async def revoke(self, event: Revoked) -> None:
+        hit = [s for s in self._open if event.covers(s.claims.sub, s.claims.jti, s.claims.iat)]
+        await asyncio.gather(*(s.relay.close(*REVOKED_CLOSE) for s in hit))
+        if hit:
+            log.info("closed %d session(s) of a revoked token", len(hit))
+
+    async def close_all(self) -> None:
+        await asyncio.gather(*(s.relay.close(*SHUTDOWN_CLOSE) for s in list(self._open)))
+
+
+SESSIONS = web.AppKey("sessions", Sessions)
+
+
+async def close_sessions(app: web.Application) -> None:
+    """on_shutdown: runs before aiohttp waits for handlers, so open sockets get 1001."""
+    await app[SESSIONS].close_all()
+
+
+async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Follow revocations for the app's lifetime."""
+    sessions = app[SESSIONS]
+
+    async def follow() -> None:
+        async for event in app[STORE].subscribe():
+            await sessions.revoke(event)
+
+    task = asyncio.create_task(follow(), name="follow-revocations")
+    yield
+    # Cancel until it ends: a client library may swallow one cancellation.
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

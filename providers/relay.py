@@ -1,0 +1,217 @@
+"""The relay core shared by every provider: two pumps, the viseme tap, close codes.
+
+Each direction handles one message at a time and awaits the send, so a slow
+reader slows its writer (backpressure) and no queue grows. Output audio goes
+through the session's engine stream before it is forwarded: a message is held
+for exactly the engine's compute, never for future audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from gateway.metrics import Metrics
+from viseme_engine.audio import AudioError, AudioFormat
+from viseme_engine.batcher import EngineOverloaded
+from viseme_engine.engine import EngineStream, VisemeEngine
+
+from .base import Audio, Message, Provider
+
+log = logging.getLogger("providers")
+MAX_MESSAGE = 16 * 1024 * 1024  # providers send up to 15-16 MiB
+UNSENDABLE = {1005, 1006}  # reserved: "no status" and "abnormal", never on the wire
+
+
+def close_code(code: int | None) -> int:
+    return 1011 if code is None or code in UNSENDABLE else code
+
+
+def parse(frame: str | bytes) -> Message | None:
+    try:
+        value = json.loads(frame)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def encode(message: Message, like: str | bytes) -> str | bytes:
+    """Serialise as the original frame came: text stays text, binary stays binary."""
+    text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    return text.encode() if isinstance(like, bytes) else text
+
+
+class Relay:
+    def __init__(
+        self,
+        provider: Provider,
+        client: web.WebSocketResponse,
+        upstream: ClientConnection,
+        engine: VisemeEngine | None,
+        viseme_model: str,
+        metrics: Metrics,
+    ) -> None:
+        self.provider = provider
+        self._client = client
+        self._upstream = upstream
+        self._engine = engine
+        self._model = viseme_model
+        self._metrics = metrics
+        self._stream: EngineStream | None = None
+        self._stream_format: AudioFormat | None = None
+        self._stream_ms = 0.0  # audio fed to the current stream
+        self._gate_open = False
+        self._closing: tuple[int, str] | None = None
+
+    async def run(self) -> None:
+        """Relay until either side closes; then close the other side alike."""
+        for message in self.provider.opening_messages():
+            await self._upstream.send(json.dumps(message))
+        up = asyncio.create_task(self._client_to_upstream(), name="relay-up")
+        down = asyncio.create_task(self._upstream_to_client(), name="relay-down")
+        done, pending = await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for task in done:
+            if task.exception() is not None:
+                log.warning("relay pump failed: %r", task.exception())
+        if self._closing is not None:  # closed by us: revocation or shutdown
+            code, reason = self._closing
+            await self._client.close(code=code, message=reason.encode())
+            await self._upstream.close(1000, "client session ended")
+        elif down in done:  # upstream ended first: tell the client what upstream said
+            code = close_code(self._upstream.close_code)
+            reason = self._upstream.close_reason or "upstream closed"
+            if self._upstream.close_code in UNSENDABLE or self._upstream.close_code is None:
+                self._metrics.upstream_errors.labels(self.provider.name, "dropped").inc()
+            await self._client.close(code=code, message=reason.encode()[:120])
+        else:  # the client ended first
+            code = close_code(self._client.close_code)
+            await self._upstream.close(code, "client closed")
+            await self._client.close()
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close both sides from outside (revocation, shutdown)."""
+        self._closing = (code, reason)
+        await self._client.close(code=code, message=reason.encode())
+
+    async def _client_to_upstream(self) -> None:
+        async for frame in self._client:
+            if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                break
+            data: str | bytes = frame.data
+            message = parse(data)
+            if message is not None:
+                rewritten = self.provider.rewrite_client(message)
+                if rewritten is not None:
+                    data = encode(rewritten, data)
+            await self._upstream.send(data)
+            self._metrics.relayed.labels(self.provider.name, "upstream").inc()
+
+    async def _upstream_to_client(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for frame in self._upstream:
+                await self._forward(frame)
+                self._metrics.relayed.labels(self.provider.name, "downstream").inc()
+
+    async def _forward(self, frame: str | bytes) -> None:
+        message = parse(frame)
+        if message is None:
+            await self._send(frame)
+            return
+        provider = self.provider
+        provider.observe(message)
+        if provider.resets(message):
+            self._stream = None
+        audio = provider.audio(message) if self._gate_open else None
+        visemes = await self._visemes(audio) if audio is not None else None
+        if visemes is None:
+            await self._send(frame)
+        else:
+            out, extra = provider.inject(message, visemes)
+            await self._send(encode(out, frame))
+            if extra is not None:
+                await self._send(json.dumps(extra, separators=(",", ":")))
+        if not self._gate_open and provider.gate_opens(message):
+            self._gate_open = True
+
+    async def _send(self, frame: str | bytes) -> None:
+        if isinstance(frame, bytes):
+            await self._client.send_bytes(frame)
+        else:
+            await self._client.send_str(frame)
+
+    async def _visemes(self, audio: Audio) -> Message | None:
+        """Visemes for one audio message, offsets relative to its start; None = skipped."""
+        name = self.provider.name
+        if self._engine is None:
+            self._metrics.visemes_skipped.labels(name, "engine_not_ready").inc()
+            return None
+        try:
+            pcm = base64.b64decode(audio.b64, validate=True)
+        except (binascii.Error, ValueError):
+            self._metrics.visemes_skipped.labels(name, "bad_audio").inc()
+            return None
+        if self._stream is None or self._stream_format != audio.format:
+            self._stream = self._engine.open_stream(self._model, audio.format)
+            self._stream_format, self._stream_ms = audio.format, 0.0
+        duration_ms = len(pcm) / audio.format.bytes_per_sample / audio.format.sample_rate * 1000
+        start_ms = self._stream_ms
+        began = time.perf_counter()
+        try:
+            events = await self._stream.feed(pcm)
+        except (EngineOverloaded, AudioError) as exc:
+            # Audio still flows; this chunk goes without visemes and the stream restarts.
+            reason = "overloaded" if isinstance(exc, EngineOverloaded) else "bad_audio"
+            self._metrics.visemes_skipped.labels(name, reason).inc()
+            self._stream = None
+            return None
+        self._stream_ms += duration_ms
+        self._metrics.chunk_latency.labels(name).observe(time.perf_counter() - began)
+        self._metrics.visemes_injected.labels(name).inc(len(events))
+        # An event can date from the previous chunk (model lookahead, anti-flicker
+        # minimum): it is shown at once, at offset 0 of this one.
+        entries = [
+            {"visemeId": e.viseme_id, "offset": max(0, round(e.offset_ms - start_ms))}
+            for e in events
+        ]
+        return {
+            "visemes": entries,
+            "audio_event_id": audio.chunk_id,
+            "subchunk_id": 1,
+            "total_chunks": 1,
+            "audio_duration": round(duration_ms),
+        }
+
+
+def client_response(provider: Provider) -> web.WebSocketResponse:
+    """The client side: subprotocols echoed, 16 MiB messages, no compression, pings."""
+    return web.WebSocketResponse(
+        protocols=provider.subprotocols,
+        max_msg_size=MAX_MESSAGE,
+        compress=False,
+        heartbeat=20.0,
+    )
+
+
+def connect_options() -> dict[str, Any]:
+    return {
+        "max_size": MAX_MESSAGE,
+        "compression": None,
+        "ping_interval": 20.0,
+        "ping_timeout": 20.0,
+        "open_timeout": 10.0,
+        "close_timeout": 2.0,  # the 10 s default is noticeable at teardown
+        "user_agent_header": "viseme-gateway",
+    }
