@@ -16,9 +16,17 @@ def one_hot(ids: list[int], strength: float = 0.9) -> np.ndarray:
 
 def test_short_blips_are_dropped_and_onsets_are_true() -> None:
     smoother = Smoother(SmoothingConfig(min_frames=3, margin=0.0))
-    ids = [0] * 5 + [21] * 2 + [0] * 3 + [21] * 4 + [2] * 6
+    ids = [0] * 5 + [7] * 2 + [0] * 3 + [7] * 4 + [2] * 6
     events = smoother.push(one_hot(ids))
-    assert events == [VisemeEvent(0, 0), VisemeEvent(21, 100), VisemeEvent(2, 140)]
+    assert events == [VisemeEvent(0, 0), VisemeEvent(7, 100), VisemeEvent(2, 140)]
+
+
+def test_a_bilabial_closure_shows_from_its_first_frame() -> None:
+    ids = [0] * 5 + [21] + [4] * 5
+    events = Smoother(SmoothingConfig(min_frames=3, margin=0.0)).push(one_hot(ids))
+    assert events == [VisemeEvent(0, 0), VisemeEvent(21, 50), VisemeEvent(4, 60)]
+    no_exemption = SmoothingConfig(min_frames=3, margin=0.0, instant=frozenset())
+    assert VisemeEvent(21, 50) not in Smoother(no_exemption).push(one_hot(ids))
 
 
 def test_chunking_does_not_change_events() -> None:
@@ -45,8 +53,8 @@ def test_hysteresis_keeps_the_shown_viseme_on_near_ties() -> None:
 
 def test_flush_shows_a_short_only_candidate() -> None:
     smoother = Smoother(SmoothingConfig(min_frames=5))
-    assert smoother.push(one_hot([21, 21])) == []
-    assert smoother.flush() == [VisemeEvent(21, 0)]
+    assert smoother.push(one_hot([7, 7])) == []
+    assert smoother.flush() == [VisemeEvent(7, 0)]
 
 
 def test_bad_config() -> None:

@@ -5,7 +5,9 @@ Two rules, both streaming (frame by frame, no look-back beyond their window):
   of the best one;
 - minimum duration: a new viseme must win `min_frames` frames in a row before
   it is shown; its event is dated at the first of those frames, so timing stays
-  true and only the emission waits.
+  true and only the emission waits. Visemes in `instant` (by default the
+  bilabial closure, 21) are shown from their first frame: a closure after a
+  pause can be a single 10 ms burst, and closed lips are what viewers miss most.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class VisemeEvent:
 class SmoothingConfig:
     min_frames: int = 3
     margin: float = 0.1
+    instant: frozenset[int] = frozenset({21})
 
     def __post_init__(self) -> None:
         if self.min_frames < 1 or not 0.0 <= self.margin < 1.0:
@@ -60,7 +63,8 @@ class Smoother:
                 self._run_length += 1
             else:
                 self._candidate, self._run_start, self._run_length = best, self._frame, 1
-            if self._candidate is not None and self._run_length >= self._config.min_frames:
+            needed = 1 if self._candidate in self._config.instant else self._config.min_frames
+            if self._candidate is not None and self._run_length >= needed:
                 events.append(self._show())
             self._frame += 1
         return events
