@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
@@ -25,6 +26,7 @@ class ElevenLabs(Provider):
         super().__init__(config, settings)
         rate = config.get("sample_rate", 16000)
         self._format = _FORMATS.get(f"pcm_{rate}", AudioFormat("pcm_s16le", 16000))
+        self._interrupted_at = 0  # audio with event_id <= this is dropped by the clients
 
     async def target(self, http: aiohttp.ClientSession, client_path: str) -> Target:
         agent = {"agent_id": self.config["agent_id"]}
@@ -54,7 +56,11 @@ class ElevenLabs(Provider):
         return message.get("type") == "conversation_initiation_metadata"
 
     def observe(self, message: Message) -> None:
-        if message.get("type") == "conversation_initiation_metadata":
+        if message.get("type") == "interruption":
+            event = message.get("interruption_event") or {}
+            with contextlib.suppress(TypeError, ValueError):
+                self._interrupted_at = max(self._interrupted_at, int(event.get("event_id", 0)))
+        elif message.get("type") == "conversation_initiation_metadata":
             event = message.get("conversation_initiation_metadata_event") or {}
             announced = _FORMATS.get(str(event.get("agent_output_audio_format")))
             if announced is not None:
@@ -70,6 +76,8 @@ class ElevenLabs(Provider):
             chunk_id = int(event.get("event_id", 0))
         except (TypeError, ValueError):
             return None
+        if chunk_id <= self._interrupted_at:
+            return None  # in flight when the user interrupted: the SDKs never play it
         return Audio(event["audio_base_64"], self._format, chunk_id)
 
     def resets(self, message: Message) -> bool:

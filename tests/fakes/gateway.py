@@ -1,0 +1,92 @@
+"""The real gateway app on a loopback port, pointed at fake providers, and its REST calls."""
+
+from __future__ import annotations
+
+import dataclasses
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from gateway.app import create_app
+from gateway.revocation import RedisStore, RevocationStore
+from gateway.settings import Settings
+from tests.conftest import API_KEY, REDIS_URL
+from viseme_engine.engine import LoadedModels
+
+from .base import FakeProvider
+
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+def point_at(settings: Settings, fake: FakeProvider) -> Settings:
+    """Settings whose every provider URL is this fake (each fake only answers its own paths)."""
+    return dataclasses.replace(
+        settings,
+        elevenlabs_api_url=fake.url("http"),
+        elevenlabs_ws_url=fake.url(),
+        openai_ws_url=f"{fake.url()}/v1/realtime",
+        gemini_ws_url=fake.url(),
+    )
+
+
+def tls_contexts(cert: Path, key: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server, client) contexts for a self-signed certificate for 127.0.0.1."""
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    client = ssl.create_default_context(cafile=str(cert))
+    return server, client
+
+
+@dataclasses.dataclass
+class Gateway:
+    server: TestServer
+    http: aiohttp.ClientSession
+    client_ssl: ssl.SSLContext | None
+
+    @property
+    def base(self) -> str:
+        return str(self.server.make_url("")).rstrip("/")
+
+    @property
+    def ws_base(self) -> str:
+        return "ws" + self.base.removeprefix("http")
+
+    async def sign(self, provider: str, config: dict[str, Any]) -> dict[str, Any]:
+        body = {"config": {"provider": provider, "provider_config": config}}
+        async with self.http.post(f"{self.base}/v1/get-signed-url", json=body, headers=AUTH) as r:
+            assert r.status == 200, await r.text()
+            data: dict[str, Any] = await r.json()
+            return data
+
+    async def revoke(self, token: str) -> None:
+        body = {"token": token}
+        async with self.http.post(f"{self.base}/v1/tokens/revoke", json=body, headers=AUTH) as r:
+            assert r.status == 200, await r.text()
+
+
+@asynccontextmanager
+async def running_gateway(
+    settings: Settings,
+    models: LoadedModels,
+    redis_prefix: str | None = None,
+    tls: tuple[Path, Path] | None = None,
+) -> AsyncIterator[Gateway]:
+    store: RevocationStore | None = None
+    if redis_prefix is not None:
+        store = RedisStore.from_url(REDIS_URL, redis_prefix)
+    app: web.Application = create_app(settings, store, models)
+    server_ssl, client_ssl = tls_contexts(*tls) if tls else (None, None)
+    server = TestServer(app, host="127.0.0.1", ssl=server_ssl)
+    await server.start_server()
+    connector = aiohttp.TCPConnector(ssl=client_ssl) if client_ssl else None
+    try:
+        async with aiohttp.ClientSession(connector=connector) as http:
+            yield Gateway(server, http, client_ssl)
+    finally:
+        await server.close()
