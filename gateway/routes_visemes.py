@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 
 from aiohttp import web
@@ -14,9 +13,10 @@ from viseme_engine.batcher import EngineOverloaded
 from viseme_engine.engine import EngineStream
 
 from . import schemas
-from .errors import AuthError, BadRequest, EngineUnavailable, Forbidden
+from .errors import BadRequest, EngineUnavailable
 from .http import read_json
-from .state import AUTH, ENGINE, SETTINGS
+from .sse import SSE_HEADERS, client_gone, require_api_key, sse
+from .state import ENGINE, SETTINGS
 
 log = logging.getLogger("gateway")
 
@@ -39,16 +39,8 @@ def _audio(body: schemas.VisemesRequest) -> tuple[AudioFormat, bytes]:
     return fmt, data
 
 
-def _sse(payload: dict[str, object], event: str | None = None) -> bytes:
-    head = f"event: {event}\n" if event else ""
-    return f"{head}data: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
-
-
 async def visemes(request: web.Request) -> web.StreamResponse:
-    try:
-        request.app[AUTH].authenticate(request.headers.get("Authorization"))
-    except AuthError:
-        raise Forbidden("Invalid API key") from None  # the Mascot Bot API answered 403 here
+    require_api_key(request)
     settings = request.app[SETTINGS]
     body = schemas.parse(
         schemas.VisemesRequest,
@@ -67,9 +59,7 @@ async def visemes(request: web.Request) -> web.StreamResponse:
         raise EngineUnavailable("Viseme engine is not ready")
     stream = engine.open_stream(body.model, fmt)
     chunk_bytes = settings.sse_chunk_ms * fmt.sample_rate // 1000 * fmt.bytes_per_sample
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-    )
+    response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
     try:
         await _stream_chunks(request, response, stream, data, chunk_bytes, fmt)
@@ -88,7 +78,7 @@ async def _stream_chunks(
 ) -> None:
     total = -(-len(data) // chunk_bytes)
     for index in range(total):
-        if request.transport is None or request.transport.is_closing():
+        if client_gone(request):
             log.info("client left /v1/visemes after chunk %d of %d", index, total)
             return  # the stream is dropped here: nothing else holds it
         chunk = data[index * chunk_bytes : (index + 1) * chunk_bytes]
@@ -97,7 +87,7 @@ async def _stream_chunks(
             if index == total - 1:
                 events += await stream.flush()
         except EngineOverloaded as exc:
-            await response.write(_sse({"message": str(exc), "chunk_id": index + 1}, "error"))
+            await response.write(sse({"message": str(exc), "chunk_id": index + 1}, "error"))
             return
         duration_ms = round(len(chunk) / fmt.bytes_per_sample / fmt.sample_rate * 1000)
         payload = {
@@ -105,7 +95,7 @@ async def _stream_chunks(
             "chunk_progress": f"{index + 1}/{total}",
             "chunk_duration_ms": duration_ms,
         }
-        await response.write(_sse(payload))
+        await response.write(sse(payload))
     await response.write_eof()
 
 
