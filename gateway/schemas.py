@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from .errors import BadRequest
+from .tts import ESPEAK_VOICES, OPENAI_VOICES
 
 VisemeModel = Literal["default", "indonesian"]
 SampleRate = Literal[8000, 16000, 22050, 24000, 44100, 48000]
@@ -116,6 +118,78 @@ class VisemesRequest(Strict):
     audio: Annotated[str, Field(min_length=4, pattern=_BASE64)]
     sample_rate: SampleRate = Field(16000, description="raw PCM only; a WAV header wins")
     model: VisemeModel = "default"
+
+
+TtsEngineName = Literal["espeak", "elevenlabs", "openai"]
+_ELEVENLABS_VOICE = r"^[A-Za-z0-9]{1,64}$"
+# Which voices each engine takes, and that elevenlabs/openai need tts_api_key; the
+# model validator enforces the same, this tells clients and schemathesis.
+_PER_ENGINE: dict[str, JsonValue] = {
+    "oneOf": [
+        {
+            "properties": {
+                "tts_engine": {"const": "espeak"},
+                "voice": {"enum": list(ESPEAK_VOICES)},
+            }
+        },
+        {
+            "required": ["tts_engine", "tts_api_key"],
+            "properties": {
+                "tts_engine": {"const": "elevenlabs"},
+                "voice": {"pattern": _ELEVENLABS_VOICE},
+            },
+        },
+        {
+            "required": ["tts_engine", "tts_api_key"],
+            "properties": {
+                "tts_engine": {"const": "openai"},
+                "voice": {"enum": list(OPENAI_VOICES)},
+            },
+        },
+    ]
+}
+
+
+class VisemesAudioRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, json_schema_extra=_PER_ENGINE
+    )
+    # Something to say: at least one non-space character.
+    text: Annotated[str, Field(min_length=1, max_length=5000, pattern=r"\S")]
+    voice: (
+        Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=64,
+                pattern=r"^[A-Za-z0-9_-]+$",
+                description="espeak: a variant (m1-m7, f1-f5); elevenlabs: a voice_id; "
+                "openai: a built-in voice",
+            ),
+        ]
+        | SkipJsonSchema[None]
+    ) = None
+    tts_engine: TtsEngineName = "espeak"
+    tts_api_key: _Secret | SkipJsonSchema[None] = Field(
+        None, description="the upstream's API key (elevenlabs, openai)"
+    )
+    speed: Annotated[float, Field(ge=0.5, le=2.0)] = 1.0
+    model: VisemeModel = Field("default", description="viseme model, also espeak's language")
+
+    @model_validator(mode="after")
+    def _engine_fields(self) -> VisemesAudioRequest:
+        if self.tts_engine != "espeak" and self.tts_api_key is None:
+            raise ValueError(f"tts_api_key is required for tts_engine {self.tts_engine}")
+        voice = self.voice
+        if voice is None:
+            return self
+        if self.tts_engine == "espeak" and voice not in ESPEAK_VOICES:
+            raise ValueError(f"voice {voice!r} is not an espeak voice ({', '.join(ESPEAK_VOICES)})")
+        if self.tts_engine == "openai" and voice not in OPENAI_VOICES:
+            raise ValueError(f"voice {voice!r} is not an OpenAI voice ({', '.join(OPENAI_VOICES)})")
+        if self.tts_engine == "elevenlabs" and not re.match(_ELEVENLABS_VOICE, voice):
+            raise ValueError(f"voice {voice!r} is not an ElevenLabs voice_id")
+        return self
 
 
 _TAGS = frozenset({"elevenlabs", "openai", "gemini"})

@@ -48,6 +48,7 @@ class Settings:
     elevenlabs_api_url: str = "https://api.elevenlabs.io"
     elevenlabs_ws_url: str = "wss://api.elevenlabs.io"
     openai_ws_url: str = "wss://api.openai.com/v1/realtime"
+    openai_api_url: str = "https://api.openai.com"
     gemini_ws_url: str = "wss://generativelanguage.googleapis.com"
     device: str = "auto"
     models_dir: Path | None = None
@@ -58,6 +59,7 @@ class Settings:
     viseme_margin: float = 0.1
     max_audio_seconds: float = 600.0
     sse_chunk_ms: int = 500
+    tts_timeout_seconds: float = 15.0
     drain_seconds: float = 5.0
     max_body_bytes: int = 64 * 1024 * 1024
     log_level: str = "INFO"
@@ -81,6 +83,7 @@ HELP: dict[str, str] = {
     "elevenlabs_api_url": "ElevenLabs REST base URL",
     "elevenlabs_ws_url": "ElevenLabs WebSocket base URL",
     "openai_ws_url": "OpenAI Realtime WebSocket URL",
+    "openai_api_url": "OpenAI REST base URL (text-to-speech)",
     "gemini_ws_url": "Gemini Live WebSocket base URL",
     "device": "viseme engine device: auto, cuda or cpu",
     "models_dir": "folder with default.onnx and indonesian.onnx (default: the bundled models)",
@@ -90,7 +93,8 @@ HELP: dict[str, str] = {
     "viseme_min_ms": "a new viseme must last this long to be shown (anti-flicker)",
     "viseme_margin": "probability margin by which a new viseme must beat the shown one",
     "max_audio_seconds": "longest audio POST /v1/visemes accepts",
-    "sse_chunk_ms": "audio per Server-Sent Event of POST /v1/visemes",
+    "sse_chunk_ms": "audio per Server-Sent Event of POST /v1/visemes and /v1/visemes-audio",
+    "tts_timeout_seconds": "longest a TTS upstream or espeak-ng may stay silent before it fails",
     "drain_seconds": "seconds between SIGTERM and closing open WebSockets",
     "max_body_bytes": "largest accepted request body in bytes",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
@@ -211,6 +215,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "elevenlabs_api_url": _url("http", "https"),
     "elevenlabs_ws_url": _url("ws", "wss"),
     "openai_ws_url": _url("ws", "wss"),
+    "openai_api_url": _url("http", "https"),
     "gemini_ws_url": _url("ws", "wss"),
     "device": _choice("auto", "cuda", "cpu"),
     "models_dir": _existing_dir,
@@ -221,6 +226,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "viseme_margin": _number(0, 0.99),
     "max_audio_seconds": _number(1, 3600),
     "sse_chunk_ms": _int_range(20, 10_000),
+    "tts_timeout_seconds": _number(0.1, 600),
     "drain_seconds": _number(0, 3600),
     "max_body_bytes": _int_range(1024, 1024**3),
     "log_level": lambda raw: _choice("debug", "info", "warning", "error")(raw).upper(),

@@ -1,0 +1,161 @@
+"""POST /v1/visemes-audio: text in, synchronized speech and visemes out as Server-Sent Events.
+
+The text is split into sentences; a producer task asks the TTS engine for one
+sentence at a time and cuts its PCM into chunks; the handler feeds each chunk
+to one viseme engine stream (the same treatment for every TTS engine) and
+writes an `audio` event, then a `visemes` event. A bounded queue between the
+two lets synthesis of the next sentence overlap inference and the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from viseme_engine.audio import AudioFormat
+from viseme_engine.batcher import EngineOverloaded
+from viseme_engine.engine import EngineStream
+from viseme_engine.smoothing import VisemeEvent
+
+from . import schemas
+from .errors import EngineUnavailable
+from .http import read_json
+from .sse import SSE_HEADERS, client_gone, require_api_key, sse
+from .state import ENGINE, HTTP, SETTINGS
+from .tts import ENGINES, Speech, TtsEngine, TtsError, split_sentences
+
+log = logging.getLogger("gateway")
+LANGUAGES = {"default": "en-us", "indonesian": "id"}  # espeak-ng language per viseme model
+_QUEUE_CHUNKS = 8  # audio chunks synthesized ahead of the client
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    pcm: bytes
+    last: bool  # the last chunk of the speech: flush the viseme stream after it
+
+
+_Item = _Chunk | TtsError | None  # None: the speech ended without a last chunk
+
+
+async def visemes_audio(request: web.Request) -> web.StreamResponse:
+    require_api_key(request)
+    settings = request.app[SETTINGS]
+    body = schemas.parse(
+        schemas.VisemesAudioRequest,
+        await read_json(request, settings.max_body_bytes),
+        "Invalid request",
+    )
+    engine = request.app[ENGINE].engine
+    if engine is None:
+        raise EngineUnavailable("Viseme engine is not ready")
+    tts = ENGINES[body.tts_engine](request.app[HTTP], settings)
+    fmt = AudioFormat("pcm_s16le", tts.sample_rate)
+    stream = engine.open_stream(body.model, fmt)
+    speech = Speech(body.voice, body.speed, LANGUAGES[body.model], body.tts_api_key)
+    chunk_bytes = settings.sse_chunk_ms * fmt.sample_rate // 1000 * fmt.bytes_per_sample
+    queue: asyncio.Queue[_Item] = asyncio.Queue(_QUEUE_CHUNKS)
+    response = web.StreamResponse(headers=SSE_HEADERS)
+    await response.prepare(request)
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            producer = tasks.create_task(
+                _produce(tts, split_sentences(body.text), speech, chunk_bytes, queue)
+            )
+            await _consume(request, response, stream, queue, fmt)
+            producer.cancel()  # the client left or an error ended the stream early
+    except* ConnectionError:  # the client left; its TTS and engine streams die here
+        log.info("client left /v1/visemes-audio mid-stream")
+    return response
+
+
+async def _produce(
+    tts: TtsEngine,
+    sentences: list[str],
+    speech: Speech,
+    chunk_bytes: int,
+    queue: asyncio.Queue[_Item],
+) -> None:
+    buffer = bytearray()
+    for index, sentence in enumerate(sentences):
+        context = (
+            sentences[index - 1] if index else "",
+            sentences[index + 1] if index + 1 < len(sentences) else "",
+        )
+        try:
+            async for pcm in tts.synthesize(sentence, speech, context):
+                buffer += pcm
+                # Strictly more than a chunk: the remainder is sent at the sentence's end,
+                # so the speech's last chunk is known to be last when it is queued.
+                while len(buffer) > chunk_bytes:
+                    await queue.put(_Chunk(bytes(buffer[:chunk_bytes]), last=False))
+                    del buffer[:chunk_bytes]
+        except TtsError as exc:
+            await queue.put(exc)
+            return
+        del buffer[len(buffer) & ~1 :]  # an odd trailing byte is half a sample
+        if buffer:
+            await queue.put(_Chunk(bytes(buffer), last=index == len(sentences) - 1))
+            buffer.clear()
+    await queue.put(None)
+
+
+async def _consume(
+    request: web.Request,
+    response: web.StreamResponse,
+    stream: EngineStream,
+    queue: asyncio.Queue[_Item],
+    fmt: AudioFormat,
+) -> None:
+    sequence = 0
+    flushed = False
+    while (item := await queue.get()) is not None:
+        if client_gone(request):
+            raise ConnectionResetError("client left")
+        if isinstance(item, TtsError):
+            log.warning("visemes-audio: %s", item)
+            await response.write(sse({"message": str(item), "audio_sequence": sequence}, "error"))
+            return
+        duration_ms = round(len(item.pcm) / fmt.bytes_per_sample / fmt.sample_rate * 1000)
+        audio = {
+            "type": "audio",
+            "data": base64.b64encode(item.pcm).decode(),
+            "sample_rate": fmt.sample_rate,
+            "sequence": sequence,
+            "chunk_duration_ms": duration_ms,
+        }
+        await response.write(sse(audio))
+        try:
+            events = await stream.feed(item.pcm)
+            if item.last:
+                events += await stream.flush()
+                flushed = True
+        except EngineOverloaded as exc:
+            await response.write(sse({"message": str(exc), "audio_sequence": sequence}, "error"))
+            return
+        await response.write(sse(_visemes(events, duration_ms, sequence)))
+        sequence += 1
+        if item.last:
+            break
+    if not flushed and sequence:  # the last sentence gave no audio: flush after all
+        await response.write(sse(_visemes(await stream.flush(), 0, sequence - 1)))
+    await response.write_eof()
+
+
+def _visemes(events: list[VisemeEvent], duration_ms: int, sequence: int) -> dict[str, object]:
+    return {
+        "type": "visemes",
+        "visemes": [e.as_json() for e in events],
+        "chunk_duration_ms": duration_ms,
+        "audio_sequence": sequence,
+        # A chunk's visemes could be split over several events; today there is one.
+        "viseme_sequence": "1/1",
+    }
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/visemes-audio", visemes_audio)
