@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, Literal
 
-from aiohttp import WSMsgType, web
+from aiohttp import ClientConnectionResetError, WSMsgType, web
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -30,6 +29,7 @@ from .base import Audio, Message, Provider
 
 log = logging.getLogger("providers")
 MAX_MESSAGE = 16 * 1024 * 1024  # providers send up to 15-16 MiB
+Side = Literal["client", "upstream"]
 UNSENDABLE = {1005, 1006}  # reserved: "no status" and "abnormal", never on the wire
 
 
@@ -79,18 +79,26 @@ class Relay:
             await self._upstream.send(json.dumps(message))
         up = asyncio.create_task(self._client_to_upstream(), name="relay-up")
         down = asyncio.create_task(self._upstream_to_client(), name="relay-down")
-        done, pending = await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            done, _ = await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Also when this handler is cancelled: no pump outlives its session.
+            for task in (up, down):
+                task.cancel()
+            await asyncio.gather(up, down, return_exceptions=True)
+        ended = "client"
         for task in done:
+            if task.cancelled():
+                continue
             if task.exception() is not None:
                 log.warning("relay pump failed: %r", task.exception())
+            else:
+                ended = task.result()
         if self._closing is not None:  # closed by us: revocation or shutdown
             code, reason = self._closing
             await self._client.close(code=code, message=reason.encode())
             await self._upstream.close(1000, "client session ended")
-        elif down in done:  # upstream ended first: tell the client what upstream said
+        elif ended == "upstream":  # upstream ended first: tell the client what upstream said
             code = close_code(self._upstream.close_code)
             reason = self._upstream.close_reason or "upstream closed"
             if self._upstream.close_code in UNSENDABLE or self._upstream.close_code is None:
@@ -106,7 +114,8 @@ class Relay:
         self._closing = (code, reason)
         await self._client.close(code=code, message=reason.encode())
 
-    async def _client_to_upstream(self) -> None:
+    async def _client_to_upstream(self) -> Side:
+        """Which side ended this direction: the client left, or upstream refused a send."""
         async for frame in self._client:
             if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                 break
@@ -116,14 +125,23 @@ class Relay:
                 rewritten = self.provider.rewrite_client(message)
                 if rewritten is not None:
                     data = encode(rewritten, data)
-            await self._upstream.send(data)
+            try:
+                await self._upstream.send(data)
+            except ConnectionClosed:
+                return "upstream"
             self._metrics.relayed.labels(self.provider.name, "upstream").inc()
+        return "client"
 
-    async def _upstream_to_client(self) -> None:
-        with contextlib.suppress(ConnectionClosed):
+    async def _upstream_to_client(self) -> Side:
+        try:
             async for frame in self._upstream:
                 await self._forward(frame)
                 self._metrics.relayed.labels(self.provider.name, "downstream").inc()
+        except ConnectionClosed:
+            pass
+        except (ConnectionResetError, ClientConnectionResetError):
+            return "client"  # the client went away while we were writing to it
+        return "upstream"
 
     async def _forward(self, frame: str | bytes) -> None:
         message = parse(frame)
@@ -199,7 +217,7 @@ def client_response(provider: Provider) -> web.WebSocketResponse:
     """The client side: subprotocols echoed, 16 MiB messages, no compression, pings."""
     return web.WebSocketResponse(
         protocols=provider.subprotocols,
-        max_msg_size=MAX_MESSAGE,
+        max_msg_size=MAX_MESSAGE + 1,  # aiohttp refuses a message as long as its limit
         compress=False,
         heartbeat=20.0,
     )

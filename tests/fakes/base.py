@@ -13,7 +13,7 @@ import contextlib
 import functools
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
@@ -23,6 +23,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from tests.speech import espeak_pcm
 
@@ -101,7 +102,7 @@ class FakeProvider(ABC):
             "127.0.0.1",
             0,
             process_request=self._process_request,
-            subprotocols=list(self.subprotocols) or None,  # type: ignore[arg-type]  # str is a Subprotocol
+            select_subprotocol=self._select_subprotocol,
             max_size=MAX_MESSAGE,
             compression=None,
             ping_interval=None,
@@ -128,6 +129,12 @@ class FakeProvider(ABC):
     async def wait_connected(self, count: int = 1) -> Seen:
         await until(lambda: len(self.connections) >= count, within=5.0)
         return self.connections[count - 1]
+
+    def _select_subprotocol(
+        self, conn: ServerConnection, offered: Sequence[Subprotocol]
+    ) -> Subprotocol | None:
+        # Like the real services: a subprotocol is optional, a known one is echoed.
+        return next((p for p in offered if p in self.subprotocols), None)
 
     def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         if self.scenario == "refuse":
