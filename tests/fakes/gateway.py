@@ -51,7 +51,9 @@ class Gateway:
 
     @property
     def base(self) -> str:
-        return str(self.server.make_url("")).rstrip("/")
+        # The self-signed certificate names localhost (tests/test_processes.py).
+        host = "localhost" if self.client_ssl else "127.0.0.1"
+        return f"{self.server.scheme}://{host}:{self.server.port}"
 
     @property
     def ws_base(self) -> str:
@@ -82,8 +84,8 @@ async def running_gateway(
         store = RedisStore.from_url(REDIS_URL, redis_prefix)
     app: web.Application = create_app(settings, store, models)
     server_ssl, client_ssl = tls_contexts(*tls) if tls else (None, None)
-    server = TestServer(app, host="127.0.0.1", ssl=server_ssl)
-    await server.start_server()
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server(ssl=server_ssl)
     connector = aiohttp.TCPConnector(ssl=client_ssl) if client_ssl else None
     try:
         async with aiohttp.ClientSession(connector=connector) as http:
