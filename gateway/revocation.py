@@ -162,6 +162,7 @@ class RedisStore:
     async def revoke_all(self, sub: str, cutoff: float, ttl: float) -> None:
         try:
             await self._redis.eval(_MAX_CUTOFF, 1, self._cutoff_key(sub), repr(cutoff), _ms(ttl))
+            await self._publish(Revoked(sub, cutoff=cutoff))  # open sessions close too
         except RedisError as exc:
             raise StoreUnavailable() from exc
 

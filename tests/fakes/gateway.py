@@ -78,9 +78,9 @@ async def running_gateway(
     models: LoadedModels,
     redis_prefix: str | None = None,
     tls: tuple[Path, Path] | None = None,
+    store: RevocationStore | None = None,
 ) -> AsyncIterator[Gateway]:
-    store: RevocationStore | None = None
-    if redis_prefix is not None:
+    if store is None and redis_prefix is not None:
         store = RedisStore.from_url(REDIS_URL, redis_prefix)
     app: web.Application = create_app(settings, store, models)
     server_ssl, client_ssl = tls_contexts(*tls) if tls else (None, None)

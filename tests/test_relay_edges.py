@@ -1,0 +1,140 @@
+"""How the relay fails: refused tokens, refusing or dying upstreams, revocation, Redis away."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from gateway.revocation import RedisStore
+from gateway.settings import Settings
+from tests.fakes.base import CUSTOM_CLOSE
+from tests.fakes.elevenlabs import FakeElevenLabs
+from tests.fakes.gateway import AUTH, Gateway, point_at, running_gateway
+from tests.fakes.openai import FakeOpenAI
+from tests.test_processes import free_port, start_redis
+from viseme_engine.engine import LoadedModels
+
+OPENAI = {"ephemeral_token": "ek_edge_1", "model": "gpt-realtime"}
+
+
+@pytest.fixture
+async def world(
+    settings: Settings, loaded_models: LoadedModels, redis_prefix: str
+) -> AsyncIterator[tuple[FakeOpenAI, Gateway]]:
+    async with (
+        FakeOpenAI(scenario="hold") as fake,
+        running_gateway(point_at(settings, fake), loaded_models, redis_prefix) as gw,
+    ):
+        yield fake, gw
+
+
+async def handshake_status(gw: Gateway, url: str) -> int:
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await gw.http.ws_connect(url)
+    return refused.value.status
+
+
+async def closed_within(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> tuple[int, str]:
+    """The close code and reason, which must come within `seconds`."""
+    async with asyncio.timeout(seconds):
+        while True:
+            message = await ws.receive()
+            if message.type == aiohttp.WSMsgType.CLOSE:
+                return int(message.data), str(message.extra)
+            assert message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY)
+
+
+async def test_bad_and_revoked_tokens_are_refused_before_the_upgrade(
+    world: tuple[FakeOpenAI, Gateway],
+) -> None:
+    fake, gw = world
+    assert await handshake_status(gw, f"{gw.ws_base}/v1/conversation?token=garbage") == 401
+    assert await handshake_status(gw, f"{gw.ws_base}/v1/conversation") == 401
+    signed_url = (await gw.sign("openai", OPENAI))["signed_url"]
+    await gw.revoke(signed_url.split("token=")[1])
+    assert await handshake_status(gw, signed_url) == 403
+    # A Gemini token is no key to the conversation endpoint, nor the reverse.
+    gemini = (await gw.sign("gemini", {"api_key": "AIza-x"}))["api_key"]
+    assert await handshake_status(gw, f"{gw.ws_base}/v1/conversation?token={gemini}") == 401
+    assert fake.connections == []
+
+
+async def test_upstream_refusal_closes_the_client_with_1011(
+    world: tuple[FakeOpenAI, Gateway],
+) -> None:
+    fake, gw = world
+    fake.scenario = "refuse"
+    signed_url = (await gw.sign("openai", OPENAI))["signed_url"]
+    async with gw.http.ws_connect(signed_url) as ws:
+        assert await closed_within(ws, 1.0) == (1011, "upstream refused: HTTP 403")
+
+
+async def test_private_agent_with_a_wrong_key_closes_with_1011(
+    settings: Settings, loaded_models: LoadedModels
+) -> None:
+    async with (
+        FakeElevenLabs() as fake,
+        running_gateway(point_at(settings, fake), loaded_models) as gw,
+    ):
+        config = {"agent_id": "agent_private", "api_key": "xi-wrong"}
+        signed_url = (await gw.sign("elevenlabs", config))["signed_url"]
+        async with gw.http.ws_connect(signed_url) as ws:
+            assert await closed_within(ws, 1.0) == (1011, "upstream refused: HTTP 401")
+        assert fake.connections == []
+
+
+@pytest.mark.parametrize(
+    ("scenario", "expected"),
+    [("drop", (1011, "upstream closed")), ("custom_close", CUSTOM_CLOSE)],
+)
+async def test_upstream_ending_is_relayed_to_the_client(
+    world: tuple[FakeOpenAI, Gateway], scenario: str, expected: tuple[int, str]
+) -> None:
+    fake, gw = world
+    fake.scenario = scenario  # type: ignore[assignment]
+    signed_url = (await gw.sign("openai", OPENAI))["signed_url"]
+    async with gw.http.ws_connect(signed_url) as ws:
+        assert (await ws.receive_json(timeout=5))["type"] == "session.created"
+        assert await closed_within(ws, 1.0) == expected
+
+
+@pytest.mark.parametrize("revoke", [{"all": True}, {"jti": None}])
+async def test_revocation_closes_open_sessions_with_4001(
+    world: tuple[FakeOpenAI, Gateway], revoke: dict[str, object]
+) -> None:
+    fake, gw = world
+    signed_url = (await gw.sign("openai", OPENAI))["signed_url"]
+    async with gw.http.ws_connect(signed_url) as ws:
+        assert (await ws.receive_json(timeout=5))["type"] == "session.created"
+        if "jti" in revoke:
+            introspect = {"token": signed_url.split("token=")[1]}
+            async with gw.http.post(
+                f"{gw.base}/v1/tokens/introspect", json=introspect, headers=AUTH
+            ) as r:
+                revoke = {"jti": (await r.json())["jti"]}
+        async with gw.http.post(f"{gw.base}/v1/tokens/revoke", json=revoke, headers=AUTH) as r:
+            assert r.status == 200
+        assert await closed_within(ws, 1.0) == (4001, "token revoked")
+    await asyncio.wait_for(fake.last.closed.wait(), 1.0)
+
+
+async def test_redis_down_refuses_with_503(settings: Settings, loaded_models: LoadedModels) -> None:
+    port = free_port()
+    redis_proc = start_redis(port)
+    store = RedisStore.from_url(f"redis://127.0.0.1:{port}/0", "vg-edge:")
+    try:
+        async with (
+            FakeOpenAI(scenario="hold") as fake,
+            running_gateway(point_at(settings, fake), loaded_models, store=store) as gw,
+        ):
+            signed_url = (await gw.sign("openai", OPENAI))["signed_url"]
+            redis_proc.terminate()
+            redis_proc.wait()
+            assert await handshake_status(gw, signed_url) == 503  # fails closed
+            assert fake.connections == []
+    finally:
+        redis_proc.kill()
+        redis_proc.wait()
