@@ -87,7 +87,15 @@ async def _relay(request: web.Request, claims: TokenClaims) -> web.StreamRespons
         log.warning("%s upstream unreachable: %s", provider.name, type(exc).__name__)
         await client.close(code=1011, message=b"upstream unreachable")
         return client
-    relay = Relay(provider, client, upstream, app[ENGINE].engine, claims.viseme_model, metrics)
+    relay = Relay(
+        provider,
+        client,
+        upstream,
+        app[ENGINE].engine,
+        claims.viseme_model,
+        metrics,
+        inject=app[SETTINGS].visemes,
+    )
     session = Session(claims, relay)
     app[SESSIONS].add(session)
     metrics.sessions.labels(provider.name).inc()

@@ -57,6 +57,7 @@ class Settings:
     engine_max_wait_ms: float = 2.0
     viseme_min_ms: int = 30
     viseme_margin: float = 0.1
+    visemes: bool = True  # off: relay sessions pass audio through untouched (benchmark baseline)
     max_audio_seconds: float = 600.0
     sse_chunk_ms: int = 500
     tts_timeout_seconds: float = 15.0
@@ -92,6 +93,7 @@ HELP: dict[str, str] = {
     "engine_max_wait_ms": "longest wait to fill a batch, in ms",
     "viseme_min_ms": "a new viseme must last this long to be shown (anti-flicker)",
     "viseme_margin": "probability margin by which a new viseme must beat the shown one",
+    "visemes": "on or off: inject visemes into relayed conversations",
     "max_audio_seconds": "longest audio POST /v1/visemes accepts",
     "sse_chunk_ms": "audio per Server-Sent Event of POST /v1/visemes and /v1/visemes-audio",
     "tts_timeout_seconds": "longest a TTS upstream or espeak-ng may stay silent before it fails",
@@ -224,6 +226,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "engine_max_wait_ms": _number(0, 100),
     "viseme_min_ms": _int_range(10, 200),
     "viseme_margin": _number(0, 0.99),
+    "visemes": lambda raw: _choice("on", "off")(raw) == "on",
     "max_audio_seconds": _number(1, 3600),
     "sse_chunk_ms": _int_range(20, 10_000),
     "tts_timeout_seconds": _number(0.1, 600),

@@ -60,6 +60,7 @@ class Relay:
         engine: VisemeEngine | None,
         viseme_model: str,
         metrics: Metrics,
+        inject: bool = True,
     ) -> None:
         self.provider = provider
         self._client = client
@@ -71,6 +72,7 @@ class Relay:
         self._stream_format: AudioFormat | None = None
         self._stream_ms = 0.0  # audio fed to the current stream
         self._gate_open = False
+        self._inject = inject  # off: a plain relay (same parsing, no audio decoding)
         self._closing: tuple[int, str] | None = None
 
     async def run(self) -> None:
@@ -152,7 +154,7 @@ class Relay:
         provider.observe(message)
         if provider.resets(message):
             self._stream = None
-        audio = provider.audio(message) if self._gate_open else None
+        audio = provider.audio(message) if self._gate_open and self._inject else None
         visemes = await self._visemes(audio) if audio is not None else None
         if visemes is None:
             await self._send(frame)

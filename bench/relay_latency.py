@@ -1,0 +1,227 @@
+"""Relay-added latency and gateway CPU with N concurrent OpenAI-Realtime-shaped sessions.
+
+    python -m bench.relay_latency [--sessions 10,50,100] [--seconds 10]
+
+A fake provider (in this process) streams real-time speech in 40-250 ms
+`response.output_audio.delta` messages at 24 kHz, each followed by a small
+non-audio event; every message carries its send time. Clients (also here) note
+the arrival time. Three modes per N, in one run:
+
+- direct:   clients connect straight to the fake (the baseline transport cost);
+- relay:    through a gateway process with VISEME_GATEWAY_VISEMES=off;
+- visemes:  through a gateway process with viseme injection on.
+
+"added" is the mode's percentile minus the direct percentile. Gateway CPU is
+its process's CPU time over the measured window, in cores. The first second of
+each run is a warm-up and is not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import random
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from bench.common import percentile, speech
+from tests.gateway_proc import GatewayProcess
+
+RATE = 24000
+WARMUP = 1.0
+API_KEY = "bench-key-0123456789abcdef"
+TOKEN_KEY = "bench:" + base64.urlsafe_b64encode(b"b" * 32).rstrip(b"=").decode()
+
+
+@dataclass
+class Samples:
+    audio: list[float] = field(default_factory=list)  # seconds, send to receive
+    other: list[float] = field(default_factory=list)
+    received: int = 0
+    visemes: int = 0
+    measuring: bool = False
+
+
+class Provider:
+    """Streams speech at real-time pace to every connection; stamps each message."""
+
+    def __init__(self, pcm: bytes, seed: int) -> None:
+        self.pcm = pcm
+        self.random = random.Random(seed)
+        self.stop = asyncio.Event()
+
+    async def handle(self, conn: ServerConnection) -> None:
+        session = {
+            "type": "realtime",
+            "audio": {"output": {"format": {"type": "audio/pcm", "rate": RATE}}},
+        }
+        await conn.send(json.dumps({"type": "session.created", "session": session}))
+        rng = random.Random(self.random.random())
+        await asyncio.sleep(rng.uniform(0, 0.25))  # sessions do not start in lockstep
+        start, offset, sent_ms = time.perf_counter(), rng.randrange(len(self.pcm) // 2), 0.0
+        try:
+            while not self.stop.is_set():
+                ms = rng.randint(40, 250)
+                size = RATE * ms // 1000 * 2
+                begin = (offset * 2) % (len(self.pcm) - size)
+                begin -= begin % 2
+                chunk = self.pcm[begin : begin + size]
+                offset += size // 2
+                delta = base64.b64encode(chunk).decode()
+                await conn.send(_event("response.output_audio.delta", delta=delta))
+                await conn.send(_event("response.output_audio_transcript.delta", delta="word "))
+                sent_ms += ms
+                # Real-time pace against the session clock, so send delays do not add up.
+                await asyncio.sleep(max(0.0, start + sent_ms / 1000 - time.perf_counter()))
+            await conn.close()
+        except ConnectionClosed:
+            pass
+
+
+def _event(kind: str, **fields: Any) -> str:
+    return json.dumps({"type": kind, "event_id": f"t{time.perf_counter():.9f}", **fields})
+
+
+async def client(http: aiohttp.ClientSession, url: str, samples: Samples, until: float) -> None:
+    async with http.ws_connect(url, max_msg_size=0, headers={"Authorization": "Bearer ek_x"}) as ws:
+        async for frame in ws:
+            now = time.perf_counter()
+            if frame.type != aiohttp.WSMsgType.TEXT:
+                break
+            message = json.loads(frame.data)
+            event_id = message.get("event_id", "")
+            if not event_id.startswith("t"):
+                continue
+            samples.received += 1
+            if "mascotVisemes" in message:
+                samples.visemes += 1
+            if samples.measuring:
+                bucket = samples.audio if "audio.delta" in message["type"] else samples.other
+                bucket.append(now - float(event_id[1:]))
+            if now >= until:
+                break
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def signed_url(http: aiohttp.ClientSession, base: str) -> str:
+    body = {"config": {"provider": "openai", "provider_config": {"ephemeral_token": "ek_bench"}}}
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    async with http.post(f"{base}/v1/get-signed-url", json=body, headers=headers) as response:
+        assert response.status == 200, await response.text()
+        return str((await response.json())["signed_url"])
+
+
+@dataclass
+class Result:
+    mode: str
+    sessions: int
+    samples: Samples
+    cpu_cores: float | None
+
+
+async def run_mode(
+    mode: str, sessions: int, seconds: float, fake_url: str, gateway: GatewayProcess | None
+) -> Result:
+    samples = Samples()
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        if gateway is None:
+            urls = [f"{fake_url}/v1/realtime?model=gpt-realtime"] * sessions
+        else:
+            urls = [await signed_url(http, gateway.base_url) for _ in range(sessions)]
+        until = time.perf_counter() + WARMUP + seconds
+        tasks = [asyncio.create_task(client(http, url, samples, until)) for url in urls]
+        await asyncio.sleep(WARMUP)
+        samples.measuring = True
+        pid = gateway.proc.pid if gateway else None
+        cpu0, wall0 = (cpu_seconds(pid) if pid else 0.0), time.perf_counter()
+        await asyncio.gather(*tasks)
+        samples.measuring = False
+        cpu = (cpu_seconds(pid) - cpu0) / (time.perf_counter() - wall0) if pid else None
+    return Result(mode, sessions, samples, cpu)
+
+
+def start_gateway(fake_url: str, visemes: bool) -> GatewayProcess:
+    env = {
+        "VISEME_GATEWAY_API_KEYS": API_KEY,
+        "VISEME_GATEWAY_TOKEN_KEYS": TOKEN_KEY,
+        "VISEME_GATEWAY_OPENAI_WS_URL": f"{fake_url}/v1/realtime",
+        "VISEME_GATEWAY_VISEMES": "on" if visemes else "off",
+    }
+    gateway = GatewayProcess(env)
+    gateway.wait_ready()
+    return gateway
+
+
+def table(results: list[Result]) -> str:
+    ms: Callable[[float], str] = lambda v: f"{v * 1000:7.2f}"  # noqa: E731  # local formatter
+    direct = {r.sessions: r for r in results if r.mode == "direct"}
+    lines = [
+        "sessions mode     audio p50  p99  | added p50  p99 | other p50  p99 | other added p99"
+        " | msgs  visemes | gateway CPU",
+    ]
+    for r in results:
+        base = direct[r.sessions].samples
+        a, o = r.samples.audio, r.samples.other
+        added = (
+            percentile(a, 50) - percentile(base.audio, 50),
+            percentile(a, 99) - percentile(base.audio, 99),
+        )
+        other_added = percentile(o, 99) - percentile(base.other, 99)
+        cpu = f"{r.cpu_cores:5.2f} cores" if r.cpu_cores is not None else "    -"
+        lines.append(
+            f"{r.sessions:8d} {r.mode:8s} {ms(percentile(a, 50))} {ms(percentile(a, 99))} |"
+            f" {ms(added[0])} {ms(added[1])} | {ms(percentile(o, 50))} {ms(percentile(o, 99))} |"
+            f" {ms(other_added)} | {r.samples.received:6d} {r.samples.visemes:6d} | {cpu}"
+        )
+    return "\n".join(lines) + "\n(all times in ms)"
+
+
+async def main(sessions_list: list[int], seconds: float) -> None:
+    provider = Provider(speech(RATE, 30.0).tobytes(), seed=1)
+    async with serve(provider.handle, "127.0.0.1", 0, compression=None, max_size=None) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        fake_url = f"ws://127.0.0.1:{port}"
+        gateways = {
+            "relay": await asyncio.to_thread(start_gateway, fake_url, False),
+            "visemes": await asyncio.to_thread(start_gateway, fake_url, True),
+        }
+        results: list[Result] = []
+        try:
+            for n in sessions_list:
+                for mode in ("direct", "relay", "visemes"):
+                    result = await run_mode(mode, n, seconds, fake_url, gateways.get(mode))
+                    results.append(result)
+                    print(f"  done: {n} sessions, {mode}", flush=True)
+        finally:
+            provider.stop.set()
+            for gateway in gateways.values():
+                await asyncio.to_thread(gateway.stop, signal.SIGTERM, 10)
+    print(table(results))
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--sessions", default="10,50,100")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    asyncio.run(main([int(n) for n in args.sessions.split(",")], args.seconds))
+
+
+if __name__ == "__main__":
+    cli()
