@@ -68,7 +68,8 @@ case "${1:-}" in
         apt_install espeak-ng libespeak-ng1 espeak-ng-data flite festival \
             festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festvox-italp16k \
             festvox-itapc16k festvox-suopuhe-lj festvox-suopuhe-mv fortunes \
-            debian-reference-id hunspell-id sox
+            debian-reference-id hunspell-id sox \
+            chromium fonts-dejavu-core  # the demo page's browser test (test_demo_browser.py)
         python_env "train,test"
         ensure_redis
         "$VENV/bin/ruff" check .
