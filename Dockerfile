@@ -9,6 +9,7 @@
 ARG VARIANT=cpu
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 # onnxruntime-gpu 1.31 is built against CUDA 13 and cuDNN 9: keep the three in step.
+# CUDA 13 needs an NVIDIA driver 580 or newer on the GPU nodes.
 ARG CUDA_IMAGE=nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04
 ARG ONNXRUNTIME_VERSION=1.31.1
 
