@@ -20,7 +20,7 @@ from viseme_engine.engine import (
 )
 from viseme_engine.smoothing import SmoothingConfig
 
-from . import routes_ops, routes_tokens, routes_tts, routes_visemes, routes_ws
+from . import routes_demo, routes_ops, routes_tokens, routes_tts, routes_visemes, routes_ws
 from .apikeys import Authenticator
 from .http import errors_middleware, metrics_middleware
 from .metrics import Metrics
@@ -79,6 +79,7 @@ def create_app(
     routes_tokens.add_routes(app)
     routes_visemes.add_routes(app)
     routes_tts.add_routes(app)
+    routes_demo.add_routes(app)
     routes_ws.add_routes(app)
     routes_ops.add_routes(app)
     return app

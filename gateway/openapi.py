@@ -7,6 +7,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from . import __version__, schemas
+from .routes_demo import ASSETS
 
 _REF = "#/components/schemas/{model}"
 _ERROR = {
@@ -25,6 +26,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         400: "Invalid input; the message names the field",
         401: "Missing or invalid API key",
         403: "The API key may not act on this token",
+        404: "No such file",
         413: "Request body too large",
         503: "Revocation store unreachable",
     }
@@ -56,6 +58,38 @@ def _visemes() -> dict[str, Any]:
     responses.update(_errors(413, 503))
     responses["403"]["description"] = "Invalid API key"
     responses["503"]["description"] = "Viseme engine not ready"
+    return operation
+
+
+def _visemes_audio() -> dict[str, Any]:
+    operation = _visemes()
+    operation["post"]["summary"] = "Speech and visemes for text, as Server-Sent Events"
+    operation["post"]["requestBody"]["content"]["application/json"]["schema"] = {
+        "$ref": _REF.format(model="VisemesAudioRequest")
+    }
+    operation["post"]["responses"]["200"]["description"] = (
+        'SSE: data: {"type":"audio","data":"<base64 s16le mono>","sample_rate","sequence",'
+        '"chunk_duration_ms"} then data: {"type":"visemes","visemes":[{"visemeId","offset"}],'
+        '"chunk_duration_ms","audio_sequence","viseme_sequence":"i/N"}, offsets in ms from the '
+        'start of the speech; event: error {"message","audio_sequence"} when TTS fails'
+    )
+    return operation
+
+
+def _demo_page() -> dict[str, Any]:
+    page = {"description": "The demo page", "content": {"text/html": {}}}
+    return _get("Browser demo: text or a WAV file to a talking face", {"200": page})
+
+
+def _demo_asset(names: list[str]) -> dict[str, Any]:
+    types: dict[str, Any] = {"text/javascript": {}, "text/css": {}, "text/html": {}}
+    operation = _get(
+        "The demo page's scripts and styles",
+        {"200": {"description": "The file", "content": types}, **_errors(404)},
+    )
+    operation["get"]["parameters"] = [
+        {"name": "name", "in": "path", "required": True, "schema": {"enum": names}}
+    ]
     return operation
 
 
@@ -156,12 +190,14 @@ _HEALTH = {
 
 
 def document(public_url: str | None = None) -> dict[str, Any]:
+
     _, defs = models_json_schema(
         [
             (schemas.SignedUrlRequest, "validation"),
             (schemas.RevokeRequest, "validation"),
             (schemas.IntrospectRequest, "validation"),
             (schemas.VisemesRequest, "validation"),
+            (schemas.VisemesAudioRequest, "validation"),
         ],
         ref_template=_REF,
     )
@@ -193,6 +229,7 @@ def document(public_url: str | None = None) -> dict[str, Any]:
                 503,
             ),
             "/v1/visemes": _visemes(),
+            "/v1/visemes-audio": _visemes_audio(),
             "/v1/conversation": _websocket("ElevenLabs/OpenAI relay (WebSocket)", "token", "query"),
             "/v1/conversation/realtime": _websocket(
                 "The same, as OpenAI's SDK builds it from a signed URL", "token", "query"
@@ -207,6 +244,8 @@ def document(public_url: str | None = None) -> dict[str, Any]:
                 "header",
                 path_param=True,
             ),
+            "/demo": _demo_page(),
+            "/demo/{name}": _demo_asset(sorted(ASSETS)),
             "/livez": _get("Process is up", {"200": _json({"type": "object"}, "Alive")}),
             "/readyz": _get(
                 "Ready for traffic",

@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from .errors import BadRequest
@@ -121,6 +129,8 @@ class VisemesRequest(Strict):
 
 
 TtsEngineName = Literal["espeak", "elevenlabs", "openai"]
+_VISIBLE = "[!-~\u00a1-\uffff]"
+_ApiKey = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^[!-~]+$")]  # a header
 _ELEVENLABS_VOICE = r"^[A-Za-z0-9]{1,64}$"
 # Which voices each engine takes, and that elevenlabs/openai need tts_api_key; the
 # model validator enforces the same, this tells clients and schemathesis.
@@ -151,11 +161,18 @@ _PER_ENGINE: dict[str, JsonValue] = {
 
 
 class VisemesAudioRequest(Strict):
+    # Python's regex semantics, as JSON Schema tools (schemathesis) read the patterns:
+    # `$` also matches before a final newline, which the validators below strip.
     model_config = ConfigDict(
-        extra="forbid", strict=True, frozen=True, json_schema_extra=_PER_ENGINE
+        extra="forbid",
+        strict=True,
+        frozen=True,
+        json_schema_extra=_PER_ENGINE,
+        regex_engine="python-re",
     )
-    # Something to say: at least one non-space character.
-    text: Annotated[str, Field(min_length=1, max_length=5000, pattern=r"\S")]
+    # Something to say: a visible character. Spelled out, not \S: what \s covers
+    # differs between regex dialects (Python's takes \x1c-\x1f, ECMAScript's does not).
+    text: Annotated[str, Field(min_length=1, max_length=5000, pattern=_VISIBLE)]
     voice: (
         Annotated[
             str,
@@ -170,11 +187,16 @@ class VisemesAudioRequest(Strict):
         | SkipJsonSchema[None]
     ) = None
     tts_engine: TtsEngineName = "espeak"
-    tts_api_key: _Secret | SkipJsonSchema[None] = Field(
+    tts_api_key: _ApiKey | SkipJsonSchema[None] = Field(
         None, description="the upstream's API key (elevenlabs, openai)"
     )
     speed: Annotated[float, Field(ge=0.5, le=2.0)] = 1.0
     model: VisemeModel = Field("default", description="viseme model, also espeak's language")
+
+    @field_validator("voice", "tts_api_key")
+    @classmethod
+    def _no_final_newline(cls, value: str | None) -> str | None:
+        return value.rstrip("\n") if value is not None else None
 
     @model_validator(mode="after")
     def _engine_fields(self) -> VisemesAudioRequest:
@@ -192,7 +214,8 @@ class VisemesAudioRequest(Strict):
         return self
 
 
-_TAGS = frozenset({"elevenlabs", "openai", "gemini"})
+# Union tags in error locations: providers, and pydantic's name for a constrained str.
+_TAGS = frozenset({"elevenlabs", "openai", "gemini", "constrained-str"})
 M = TypeVar("M", bound=BaseModel)
 
 
