@@ -156,8 +156,9 @@ async def run_mode(
     return Result(mode, sessions, samples, cpu)
 
 
-def start_gateway(fake_url: str, visemes: bool) -> GatewayProcess:
+def start_gateway(fake_url: str, visemes: bool, engine_threads: int) -> GatewayProcess:
     env = {
+        "VISEME_GATEWAY_ENGINE_THREADS": str(engine_threads),
         "VISEME_GATEWAY_API_KEYS": API_KEY,
         "VISEME_GATEWAY_TOKEN_KEYS": TOKEN_KEY,
         "VISEME_GATEWAY_OPENAI_WS_URL": f"{fake_url}/v1/realtime",
@@ -192,14 +193,14 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines) + "\n(all times in ms)"
 
 
-async def main(sessions_list: list[int], seconds: float) -> None:
+async def main(sessions_list: list[int], seconds: float, engine_threads: int) -> None:
     provider = Provider(speech(RATE, 30.0).tobytes(), seed=1)
     async with serve(provider.handle, "127.0.0.1", 0, compression=None, max_size=None) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         fake_url = f"ws://127.0.0.1:{port}"
         gateways = {
-            "relay": await asyncio.to_thread(start_gateway, fake_url, False),
-            "visemes": await asyncio.to_thread(start_gateway, fake_url, True),
+            "relay": await asyncio.to_thread(start_gateway, fake_url, False, engine_threads),
+            "visemes": await asyncio.to_thread(start_gateway, fake_url, True, engine_threads),
         }
         results: list[Result] = []
         try:
@@ -219,8 +220,11 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--sessions", default="10,50,100")
     parser.add_argument("--seconds", type=float, default=10.0)
+    # 0 = onnxruntime's default pool, whose threads spin while idle.
+    parser.add_argument("--engine-threads", type=int, default=0)
     args = parser.parse_args()
-    asyncio.run(main([int(n) for n in args.sessions.split(",")], args.seconds))
+    sessions = [int(n) for n in args.sessions.split(",")]
+    asyncio.run(main(sessions, args.seconds, args.engine_threads))
 
 
 if __name__ == "__main__":

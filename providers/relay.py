@@ -30,11 +30,17 @@ from .base import Audio, Message, Provider
 log = logging.getLogger("providers")
 MAX_MESSAGE = 16 * 1024 * 1024  # providers send up to 15-16 MiB
 Side = Literal["client", "upstream"]
-UNSENDABLE = {1005, 1006}  # reserved: "no status" and "abnormal", never on the wire
+# Reserved: "no status", "abnormal" and "TLS failure" are never on the wire.
+UNSENDABLE = {1005, 1006, 1015}
 
 
 def close_code(code: int | None) -> int:
     return 1011 if code is None or code in UNSENDABLE else code
+
+
+def close_reason(reason: str) -> bytes:
+    """At most 123 bytes (the frame's limit), never cutting a UTF-8 character."""
+    return reason.encode()[:123].decode(errors="ignore").encode()
 
 
 def parse(frame: str | bytes) -> Message | None:
@@ -105,7 +111,7 @@ class Relay:
             reason = self._upstream.close_reason or "upstream closed"
             if self._upstream.close_code in UNSENDABLE or self._upstream.close_code is None:
                 self._metrics.upstream_errors.labels(self.provider.name, "dropped").inc()
-            await self._client.close(code=code, message=reason.encode()[:120])
+            await self._client.close(code=code, message=close_reason(reason))
         else:  # the client ended first
             code = close_code(self._client.close_code)
             await self._upstream.close(code, "client closed")

@@ -138,3 +138,31 @@ async def test_redis_down_refuses_with_503(settings: Settings, loaded_models: Lo
     finally:
         redis_proc.kill()
         redis_proc.wait()
+
+
+async def test_unreachable_upstream_closes_the_client_with_1011(
+    settings: Settings, loaded_models: LoadedModels
+) -> None:
+    async with FakeOpenAI() as fake:
+        dead = point_at(settings, fake)
+    # The fake is gone: its port refuses connections now.
+    async with running_gateway(dead, loaded_models) as gw:
+        signed_url = (await gw.sign("openai", OPENAI))["signed_url"]
+        async with gw.http.ws_connect(signed_url) as ws:
+            assert await closed_within(ws, 1.0) == (1011, "upstream unreachable")
+
+
+async def test_nothing_is_injected_before_the_metadata(
+    settings: Settings, loaded_models: LoadedModels
+) -> None:
+    async with (
+        FakeElevenLabs(scenario="hold") as fake,
+        running_gateway(point_at(settings, fake), loaded_models) as gw,
+    ):
+        fake.early_audio = True
+        signed_url = (await gw.sign("elevenlabs", {"agent_id": "agent_public"}))["signed_url"]
+        async with gw.http.ws_connect(signed_url) as ws:
+            await ws.send_json({"type": "conversation_initiation_client_data"})
+            first = await ws.receive_json(timeout=5)
+            second = await ws.receive_json(timeout=5)
+            assert (first["type"], second["type"]) == ("audio", "conversation_initiation_metadata")

@@ -34,7 +34,8 @@ Message = dict[str, Any]
 # then the TCP connection dies; custom_close: a close frame with a code of our own;
 # echo: every client frame goes back as it came; refuse: HTTP 403 at the handshake.
 Scenario = Literal["talk", "hold", "drop", "custom_close", "echo", "refuse"]
-CUSTOM_CLOSE = (4321, "agent went home")
+# 123 bytes, the most a close frame carries, with two-byte characters to cut wrongly.
+CUSTOM_CLOSE = (4321, "agent went home " + "é" * 53 + "!")
 SENTENCE = "Bob may pay my mom"
 UNKNOWN_EVENT: Message = {"type": "brand_new.event", "payload": {"n": [1, 2, 3], "s": "é"}}
 

@@ -33,6 +33,7 @@ class FakeElevenLabs(FakeProvider):
         self.private = private or {"agent_private": "xi-secret-1234"}
         self._signatures: dict[str, str] = {}  # conversation_signature -> agent id
         self.stale_audio: bytes = b""  # sent after the interruption: clients drop it
+        self.early_audio = False
 
     def check(self, conn: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
@@ -58,6 +59,8 @@ class FakeElevenLabs(FakeProvider):
     async def opening(self, conn: ServerConnection, seen: Seen) -> None:
         first = await seen.next_message()
         assert first.get("type") == "conversation_initiation_client_data", first
+        if self.early_audio:  # a misbehaving server: audio before the metadata
+            await conn.send(self.audio_message(self.chunks()[0], 0))
         event = {
             "conversation_id": "conv_fake_1",
             "agent_output_audio_format": f"pcm_{self.rate}",
