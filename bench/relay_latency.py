@@ -1,6 +1,8 @@
 """Relay-added latency and gateway CPU with N concurrent OpenAI-Realtime-shaped sessions.
 
-    python -m bench.relay_latency [--sessions 10,50,100] [--seconds 10]
+    python -m bench.relay_latency [--sessions 10,50,100] [--seconds 10] [--engine-threads N]
+
+VISEME_GATEWAY_* variables set for the command are passed to the gateways.
 
 A fake provider (in this process) streams real-time speech in 40-250 ms
 `response.output_audio.delta` messages at 24 kHz, each followed by a small
@@ -132,6 +134,19 @@ class Result:
     sessions: int
     samples: Samples
     cpu_cores: float | None
+    compute_ms: float | None  # the gateway's own mean viseme time per audio message
+
+
+async def chunk_added(http: aiohttp.ClientSession, base: str) -> tuple[float, float]:
+    """(sum, count) of viseme_gateway_relay_chunk_added_seconds."""
+    async with http.get(f"{base}/metrics") as response:
+        text = await response.text()
+    values = {"sum": 0.0, "count": 0.0}
+    for line in text.splitlines():
+        for kind in values:
+            if line.startswith(f"viseme_gateway_relay_chunk_added_seconds_{kind}{{"):
+                values[kind] += float(line.rsplit(" ", 1)[1])
+    return values["sum"], values["count"]
 
 
 async def run_mode(
@@ -149,15 +164,21 @@ async def run_mode(
         await asyncio.sleep(WARMUP)
         samples.measuring = True
         pid = gateway.proc.pid if gateway else None
+        added0 = await chunk_added(http, gateway.base_url) if gateway else (0.0, 0.0)
         cpu0, wall0 = (cpu_seconds(pid) if pid else 0.0), time.perf_counter()
         await asyncio.gather(*tasks)
         samples.measuring = False
         cpu = (cpu_seconds(pid) - cpu0) / (time.perf_counter() - wall0) if pid else None
-    return Result(mode, sessions, samples, cpu)
+        added1 = await chunk_added(http, gateway.base_url) if gateway else (0.0, 0.0)
+        count = added1[1] - added0[1]
+        compute = (added1[0] - added0[0]) / count * 1000 if count else None
+    return Result(mode, sessions, samples, cpu, compute)
 
 
 def start_gateway(fake_url: str, visemes: bool, engine_threads: int) -> GatewayProcess:
-    env = {
+    # VISEME_GATEWAY_* set for this command reach both gateways (e.g. ENGINE_MAX_WAIT_MS).
+    env = {k: v for k, v in os.environ.items() if k.startswith("VISEME_GATEWAY_")}
+    env |= {
         "VISEME_GATEWAY_ENGINE_THREADS": str(engine_threads),
         "VISEME_GATEWAY_API_KEYS": API_KEY,
         "VISEME_GATEWAY_TOKEN_KEYS": TOKEN_KEY,
@@ -174,7 +195,7 @@ def table(results: list[Result]) -> str:
     direct = {r.sessions: r for r in results if r.mode == "direct"}
     lines = [
         "sessions mode     audio p50  p99  | added p50  p99 | other p50  p99 | other added p99"
-        " | msgs  visemes | gateway CPU",
+        " | msgs  visemes | gateway CPU | compute",
     ]
     for r in results:
         base = direct[r.sessions].samples
@@ -184,13 +205,15 @@ def table(results: list[Result]) -> str:
             percentile(a, 99) - percentile(base.audio, 99),
         )
         other_added = percentile(o, 99) - percentile(base.other, 99)
-        cpu = f"{r.cpu_cores:5.2f} cores" if r.cpu_cores is not None else "    -"
+        cpu = f"{r.cpu_cores:5.2f} cores" if r.cpu_cores is not None else "          -"
+        compute = f"{r.compute_ms:7.2f}" if r.compute_ms is not None else "      -"
         lines.append(
             f"{r.sessions:8d} {r.mode:8s} {ms(percentile(a, 50))} {ms(percentile(a, 99))} |"
             f" {ms(added[0])} {ms(added[1])} | {ms(percentile(o, 50))} {ms(percentile(o, 99))} |"
             f" {ms(other_added)} | {r.samples.received:6d} {r.samples.visemes:6d} | {cpu}"
+            f" | {compute}"
         )
-    return "\n".join(lines) + "\n(all times in ms)"
+    return "\n".join(lines) + "\n(all times in ms; compute: the gateway's mean viseme time)"
 
 
 async def main(sessions_list: list[int], seconds: float, engine_threads: int) -> None:
