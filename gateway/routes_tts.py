@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -61,16 +62,27 @@ async def visemes_audio(request: web.Request) -> web.StreamResponse:
     queue: asyncio.Queue[_Item] = asyncio.Queue(_QUEUE_CHUNKS)
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
-    try:
-        async with asyncio.TaskGroup() as tasks:
-            producer = tasks.create_task(
-                _produce(tts, split_sentences(body.text), speech, chunk_bytes, queue)
-            )
-            await _consume(request, response, stream, queue, fmt)
-            producer.cancel()  # the client left or an error ended the stream early
-    except* ConnectionError:  # the client left; its TTS and engine streams die here
-        log.info("client left /v1/visemes-audio mid-stream")
+    async with asyncio.TaskGroup() as tasks:
+        producer = tasks.create_task(
+            _produce(tts, split_sentences(body.text), speech, chunk_bytes, queue)
+        )
+        consumer = tasks.create_task(_consume(request, response, stream, queue, fmt))
+        watcher = tasks.create_task(_watch(request))
+        await asyncio.wait((consumer, watcher), return_when=asyncio.FIRST_COMPLETED)
+        # Done, failed or the client left: nothing of this request lives on. No
+        # exception leaves these tasks: one would keep the engine stream alive in a
+        # traceback cycle (Python 3.11's TaskGroup) until the garbage collector runs.
+        for task in (producer, consumer, watcher):
+            task.cancel()
     return response
+
+
+async def _watch(request: web.Request) -> None:
+    """Notice a client that leaves while nothing is written (a slow upstream sentence)."""
+    # aiohttp offers no disconnect event short of cancelling every handler, so poll.
+    while not client_gone(request):  # noqa: ASYNC110
+        await asyncio.sleep(0.2)
+    log.info("client left /v1/visemes-audio mid-stream")
 
 
 async def _produce(
@@ -87,13 +99,15 @@ async def _produce(
             sentences[index + 1] if index + 1 < len(sentences) else "",
         )
         try:
-            async for pcm in tts.synthesize(sentence, speech, context):
-                buffer += pcm
-                # Strictly more than a chunk: the remainder is sent at the sentence's end,
-                # so the speech's last chunk is known to be last when it is queued.
-                while len(buffer) > chunk_bytes:
-                    await queue.put(_Chunk(bytes(buffer[:chunk_bytes]), last=False))
-                    del buffer[:chunk_bytes]
+            # aclosing: a cancelled request ends the upstream call or espeak-ng at once.
+            async with contextlib.aclosing(tts.synthesize(sentence, speech, context)) as audio:
+                async for pcm in audio:
+                    buffer += pcm
+                    # Strictly more than a chunk: the remainder goes at the sentence's
+                    # end, so the speech's last chunk is known to be last when queued.
+                    while len(buffer) > chunk_bytes:
+                        await queue.put(_Chunk(bytes(buffer[:chunk_bytes]), last=False))
+                        del buffer[:chunk_bytes]
         except TtsError as exc:
             await queue.put(exc)
             return
@@ -105,6 +119,19 @@ async def _produce(
 
 
 async def _consume(
+    request: web.Request,
+    response: web.StreamResponse,
+    stream: EngineStream,
+    queue: asyncio.Queue[_Item],
+    fmt: AudioFormat,
+) -> None:
+    try:
+        await _write_events(request, response, stream, queue, fmt)
+    except ConnectionError:
+        log.info("client left /v1/visemes-audio mid-stream")
+
+
+async def _write_events(
     request: web.Request,
     response: web.StreamResponse,
     stream: EngineStream,

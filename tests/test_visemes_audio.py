@@ -10,12 +10,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
 from gateway.settings import Settings
+from gateway.state import ENGINE
 from gateway.tts import split_sentences
 from tests.conftest import API_KEY
 from tests.tts_fakes import ELEVENLABS_KEY, OPENAI_KEY, FakeTts
@@ -273,3 +275,43 @@ def test_sentences_split_at_ends_and_long_runs_at_commas() -> None:
     assert len(pieces) > 1
     assert all(len(p) <= 300 for p in pieces)
     assert " ".join(pieces) == long
+
+
+async def test_client_leaving_mid_sentence_frees_everything(
+    aiohttp_server: Callable[[web.Application], Awaitable[TestServer]],
+    settings: Settings,
+    loaded_models: LoadedModels,
+    fake: FakeTts,
+) -> None:
+    upstream = await aiohttp_server(fake.app())
+    base = str(upstream.make_url("")).rstrip("/")
+    # One chunk per sentence: once the first is written, nothing is left to write
+    # while the upstream stalls, so only watching the connection notices the client.
+    changed = dataclasses.replace(settings, openai_api_url=base, sse_chunk_ms=5000)
+    app = create_app(changed, models=loaded_models)
+    # Served like `viseme-gateway serve` does: aiohttp's test server would cancel the
+    # handler when its client leaves; production handlers are not cancelled.
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    engine = app[ENGINE].engine
+    assert engine is not None
+    fake.hold_text = "raining"  # the upstream stalls on the second sentence
+    body = {"text": "Hello. Is it raining?", "tts_engine": "openai", "tts_api_key": OPENAI_KEY}
+    try:
+        async with aiohttp.ClientSession() as session:
+            response = await session.post(
+                f"http://127.0.0.1:{port}/v1/visemes-audio", json=body, headers=AUTH
+            )
+            await response.content.readuntil(b"\n\n")
+            await response.content.readuntil(b"\n\n")  # the first sentence, all of it
+            assert engine.open_streams == 1
+            response.close()
+            deadline = time.monotonic() + 2.0
+            while engine.open_streams or not fake.upstream_closed:
+                assert time.monotonic() < deadline, (engine.open_streams, fake.upstream_closed)
+                await asyncio.sleep(0.02)
+    finally:
+        await runner.cleanup()

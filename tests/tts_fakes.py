@@ -31,6 +31,7 @@ class FakeTts:
     hang: bool = False  # accept the request, never answer
     hold_text: str | None = None  # a sentence containing this waits for `release`
     release: asyncio.Event = field(default_factory=asyncio.Event)
+    upstream_closed: bool = False  # the gateway hung up on a held request
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -74,7 +75,11 @@ class FakeTts:
         if self.hang:
             await asyncio.Event().wait()
         if self.hold_text is not None and self.hold_text in text:
-            await self.release.wait()
+            try:
+                await self.release.wait()
+            except asyncio.CancelledError:  # aiohttp cancels a handler whose client left
+                self.upstream_closed = True
+                raise
         pcm, espeak_rate = espeak_pcm(text)
         samples = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768
         out = (soxr.resample(samples, espeak_rate, rate) * 32767).astype("<i2").tobytes()

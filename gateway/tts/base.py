@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -55,12 +55,12 @@ class TtsEngine(ABC):
     @abstractmethod
     def synthesize(
         self, sentence: str, speech: Speech, context: tuple[str, str]
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """PCM of `sentence`; `context` is the (previous, next) sentence, for prosody."""
 
     async def _post_stream(
         self, url: str, headers: dict[str, str], body: dict[str, object]
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """POST JSON, then stream the audio body; failures become TtsError."""
         label = f"{self.name} TTS"
         try:

@@ -8,7 +8,7 @@ Request shape as the official SDK (elevenlabs 2.78, text_to_speech/raw_client.py
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from urllib.parse import quote
 
 from .base import Speech, TtsEngine
@@ -25,7 +25,7 @@ class ElevenLabsTts(TtsEngine):
 
     def synthesize(
         self, sentence: str, speech: Speech, context: tuple[str, str]
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         voice = quote(speech.voice or DEFAULT_VOICE, safe="")
         url = (
             f"{self._settings.elevenlabs_api_url}/v1/text-to-speech/{voice}/stream"

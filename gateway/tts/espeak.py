@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import shutil
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from .base import Speech, TtsEngine, TtsError
 
@@ -22,7 +22,7 @@ class EspeakTts(TtsEngine):
 
     async def synthesize(
         self, sentence: str, speech: Speech, context: tuple[str, str]
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         binary = shutil.which("espeak-ng")
         if binary is None:
             raise TtsError("espeak TTS failed: espeak-ng is not installed on the gateway")

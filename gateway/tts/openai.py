@@ -8,7 +8,7 @@ Request shape as the official SDK (openai 3.52, resources/audio/speech.py
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from .base import Speech, TtsEngine
 
@@ -27,7 +27,7 @@ class OpenAITts(TtsEngine):
 
     def synthesize(
         self, sentence: str, speech: Speech, context: tuple[str, str]
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         headers = {
             "Authorization": f"Bearer {speech.api_key or ''}",
             "Accept": "application/octet-stream",
