@@ -90,10 +90,10 @@ function closed(s) {
   if (s.seam === "bite") {
     // Lower lip drawn in under the upper teeth.
     const x = (k) => (CX + k * s.w).toFixed(1);
-    return `<path class="lips" d="${contour(s.w + 8, s.lip + 2, 3, 0.3)}"/>` +
-      `<rect class="teeth" x="${x(-0.7)}" y="${CY - 1}" width="${s.w * 1.4}" height="8" rx="2"/>` +
-      `<line class="gap" x1="${CX}" y1="${CY}" x2="${CX}" y2="${CY + 7}"/>` +
-      `<path class="lips" d="M${x(-1)},${CY + 4} Q${CX},${CY + 26} ${x(1)},${CY + 4} Q${CX},${CY + 8} ${x(-1)},${CY + 4}Z"/>`;
+    return `<path class="lips" d="${contour(s.w + 8, s.lip + 4, 2, 0.3)}"/>` +
+      `<rect class="teeth" x="${x(-0.7)}" y="${CY}" width="${(s.w * 1.4).toFixed(1)}" height="8" rx="2"/>` +
+      `<line class="gap" x1="${CX}" y1="${CY}" x2="${CX}" y2="${CY + 8}"/>` +
+      `<path class="lips" d="M${x(-1)},${CY + 5} Q${CX},${CY + 32} ${x(1)},${CY + 5} Q${CX},${CY + 11} ${x(-1)},${CY + 5}Z"/>`;
   }
   return lips + `<path class="seam" d="M${CX - s.w - 6},${CY} Q${CX},${CY + 3} ${CX + s.w + 6},${CY}"/>`;
 }
