@@ -48,7 +48,15 @@ STATE = """() => {
     viseme: window.visemeDemo.viseme, playing: window.visemeDemo.playing,
     audioTime: window.visemeDemo.audioTime, attribute: mouth.dataset.viseme,
     markup: mouth.innerHTML, label: document.getElementById("viseme-label").textContent,
+    playhead: playheadColour(),
   };
+  function playheadColour() {  // the timeline's pixel where the playhead should be
+    const canvas = document.getElementById("timeline");
+    const span = Math.max(window.visemeDemo.durationMs, 1000);
+    const x = Math.round((window.visemeDemo.audioTime / span) * canvas.width);
+    const pixel = canvas.getContext("2d").getImageData(Math.min(x, canvas.width - 1), 2, 1, 1);
+    return Array.from(pixel.data.slice(0, 3));
+  }
 }"""
 STATUS = 'document.getElementById("status")'
 EXPECTED = """async (id) => {
@@ -113,6 +121,9 @@ async def snapshot(page: Page, state: dict[str, Any], name: str) -> bytes:
     assert state["attribute"] == str(state["viseme"])
     assert state["markup"] == expected["markup"]
     assert state["label"] == expected["label"]
+    red, green, blue = state["playhead"]  # the red playhead, at the reported time
+    assert red > 150, state["playhead"]
+    assert max(green, blue) < 60, state["playhead"]
     png: bytes = await page.locator("#face").screenshot()
     return png
 

@@ -18,6 +18,7 @@ window.visemeDemo = Object.freeze({
   get playing() { return player ? player.playing() : false; },
   get audioTime() { return player ? player.audioTime() : 0; },
   get visemeCount() { return player ? player.visemes.length : 0; },
+  get durationMs() { return player ? player.scheduledMs : 0; },
   get audioContext() { return player ? player.ctx : null; },
 });
 
@@ -29,12 +30,15 @@ function show(id) {
   label.textContent = `${id} · ${PHONEMES[id]}`;
 }
 
+// The timeline spans all audio received so far (at least a second).
+const timelineSpanMs = () => Math.max(player.scheduledMs, 1000);
+
 function drawTimeline() {
   const g = timeline.getContext("2d");
   const { width, height } = timeline;
   g.clearRect(0, 0, width, height);
   if (!player || player.scheduledMs === 0) return;
-  const scale = width / Math.max(player.scheduledMs, 1000);
+  const scale = width / timelineSpanMs();
   const marks = player.visemes;
   g.font = "11px sans-serif";
   g.textBaseline = "middle";
