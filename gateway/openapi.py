@@ -82,7 +82,7 @@ def _demo_page() -> dict[str, Any]:
 
 
 def _demo_asset(names: list[str]) -> dict[str, Any]:
-    types: dict[str, Any] = {"text/javascript": {}, "text/css": {}, "text/html": {}}
+    types: dict[str, Any] = {"text/javascript": {}, "text/css": {}}
     operation = _get(
         "The demo page's scripts and styles",
         {"200": {"description": "The file", "content": types}, **_errors(404)},

@@ -8,8 +8,8 @@ from aiohttp import web
 
 DEMO_DIR = Path(__file__).parent / "static" / "demo"
 # Served by name from a fixed list: no path from the URL ever reaches the file system.
+# index.html only at /demo: its relative links ("demo/demo.js") resolve from there.
 ASSETS = {
-    "index.html": "text/html",
     "demo.css": "text/css",
     "demo.js": "text/javascript",
     "mouths.js": "text/javascript",
@@ -23,24 +23,24 @@ _CSP = (
 )
 
 
-def _file(name: str) -> web.Response:
+def _file(name: str, content_type: str) -> web.Response:
     return web.Response(
         body=(DEMO_DIR / name).read_bytes(),
-        content_type=ASSETS[name],
+        content_type=content_type,
         charset="utf-8",
         headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-cache"},
     )
 
 
 async def page(request: web.Request) -> web.Response:
-    return _file("index.html")
+    return _file("index.html", "text/html")
 
 
 async def asset(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in ASSETS:
         raise web.HTTPNotFound(reason="No such file")
-    return _file(name)
+    return _file(name, ASSETS[name])
 
 
 def add_routes(app: web.Application) -> None:
