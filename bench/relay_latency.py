@@ -28,7 +28,6 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +47,8 @@ TOKEN_KEY = "bench:" + base64.urlsafe_b64encode(b"b" * 32).rstrip(b"=").decode()
 @dataclass
 class Samples:
     audio: list[float] = field(default_factory=list)  # seconds, send to receive
-    other: list[float] = field(default_factory=list)
+    adjacent: list[float] = field(default_factory=list)  # non-audio right behind audio
+    apart: list[float] = field(default_factory=list)  # non-audio between audio messages
     received: int = 0
     visemes: int = 0
     measuring: bool = False
@@ -82,8 +82,12 @@ class Provider:
                 delta = base64.b64encode(chunk).decode()
                 await conn.send(_event("response.output_audio.delta", delta=delta))
                 await conn.send(_event("response.output_audio_transcript.delta", delta="word "))
-                sent_ms += ms
                 # Real-time pace against the session clock, so send delays do not add up.
+                await asyncio.sleep(
+                    max(0.0, start + (sent_ms + ms / 2) / 1000 - time.perf_counter())
+                )
+                await conn.send(_event("rate_limits.updated", rate_limits=[]))
+                sent_ms += ms
                 await asyncio.sleep(max(0.0, start + sent_ms / 1000 - time.perf_counter()))
             await conn.close()
         except ConnectionClosed:
@@ -108,7 +112,11 @@ async def client(http: aiohttp.ClientSession, url: str, samples: Samples, until:
             if "mascotVisemes" in message:
                 samples.visemes += 1
             if samples.measuring:
-                bucket = samples.audio if "audio.delta" in message["type"] else samples.other
+                kind = message["type"]
+                if kind == "response.output_audio.delta":
+                    bucket = samples.audio
+                else:
+                    bucket = samples.apart if kind == "rate_limits.updated" else samples.adjacent
                 bucket.append(now - float(event_id[1:]))
             if now >= until:
                 break
@@ -191,29 +199,39 @@ def start_gateway(fake_url: str, visemes: bool, engine_threads: int) -> GatewayP
 
 
 def table(results: list[Result]) -> str:
-    ms: Callable[[float], str] = lambda v: f"{v * 1000:7.2f}"  # noqa: E731  # local formatter
-    direct = {r.sessions: r for r in results if r.mode == "direct"}
+    def ms(value: float) -> str:
+        return f"{value * 1000:7.2f}"
+
+    def pair(values: list[float]) -> str:
+        return f"{ms(percentile(values, 50))} {ms(percentile(values, 99))}"
+
+    def added(values: list[float], base: list[float]) -> str:
+        p50 = percentile(values, 50) - percentile(base, 50)
+        p99 = percentile(values, 99) - percentile(base, 99)
+        return f"{ms(p50)} {ms(p99)}"
+
+    direct = {r.sessions: r.samples for r in results if r.mode == "direct"}
     lines = [
-        "sessions mode     audio p50  p99  | added p50  p99 | other p50  p99 | other added p99"
-        " | msgs  visemes | gateway CPU | compute",
+        "                  audio            audio added       non-audio apart   non-audio behind"
+        "                            gateway",
+        "sessions mode      p50     p99     p50     p99     p50     p99     p50     p99"
+        "    messages  visemes       CPU    compute",
     ]
     for r in results:
-        base = direct[r.sessions].samples
-        a, o = r.samples.audio, r.samples.other
-        added = (
-            percentile(a, 50) - percentile(base.audio, 50),
-            percentile(a, 99) - percentile(base.audio, 99),
-        )
-        other_added = percentile(o, 99) - percentile(base.other, 99)
+        s, d = r.samples, direct[r.sessions]
         cpu = f"{r.cpu_cores:5.2f} cores" if r.cpu_cores is not None else "          -"
         compute = f"{r.compute_ms:7.2f}" if r.compute_ms is not None else "      -"
         lines.append(
-            f"{r.sessions:8d} {r.mode:8s} {ms(percentile(a, 50))} {ms(percentile(a, 99))} |"
-            f" {ms(added[0])} {ms(added[1])} | {ms(percentile(o, 50))} {ms(percentile(o, 99))} |"
-            f" {ms(other_added)} | {r.samples.received:6d} {r.samples.visemes:6d} | {cpu}"
-            f" | {compute}"
+            f"{r.sessions:8d} {r.mode:8s} {pair(s.audio)} {added(s.audio, d.audio)}"
+            f" {pair(s.apart)} {pair(s.adjacent)}"
+            f" {s.received:9d} {s.visemes:8d} {cpu} {compute}"
         )
-    return "\n".join(lines) + "\n(all times in ms; compute: the gateway's mean viseme time)"
+    notes = (
+        "(ms; added = minus direct; non-audio apart: sent mid-way between audio messages;"
+        " behind: sent right after an audio message, so it waits for that message's visemes;"
+        " compute: the gateway's own mean viseme time per audio message)"
+    )
+    return "\n".join([*lines, notes])
 
 
 async def main(sessions_list: list[int], seconds: float, engine_threads: int) -> None:
