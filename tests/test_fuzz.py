@@ -20,6 +20,13 @@ def test_schemathesis_finds_no_server_errors(token_key: TokenKey, redis_prefix: 
             "VISEME_GATEWAY_TOKEN_KEYS": f"{token_key.kid}:{b64url(token_key.key)}",
             "VISEME_GATEWAY_REDIS_URL": REDIS_URL,
             "VISEME_GATEWAY_REDIS_PREFIX": redis_prefix,
+            # Schema-valid TTS requests would go to the real providers: give them a
+            # loopback port where nothing listens (port 9, discard).
+            "VISEME_GATEWAY_ELEVENLABS_API_URL": "http://127.0.0.1:9",
+            "VISEME_GATEWAY_OPENAI_API_URL": "http://127.0.0.1:9",
+            "VISEME_GATEWAY_ELEVENLABS_WS_URL": "ws://127.0.0.1:9",
+            "VISEME_GATEWAY_OPENAI_WS_URL": "ws://127.0.0.1:9",
+            "VISEME_GATEWAY_GEMINI_WS_URL": "ws://127.0.0.1:9",
         }
     )
     try:
