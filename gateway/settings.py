@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from .apikeys import ApiKey
@@ -103,30 +103,28 @@ HELP: dict[str, str] = {
 }
 
 
-def _int_range(lo: int, hi: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
+N = TypeVar("N", int, float)
+
+
+def _in_range(convert: Callable[[str], N], noun: str, lo: N, hi: N) -> Callable[[str], N]:
+    def parse(raw: str) -> N:
         try:
-            value = int(raw)
+            value = convert(raw)
         except ValueError:
-            raise ValueError(f"must be an integer, got {raw!r}") from None
-        if not lo <= value <= hi:
-            raise ValueError(f"must be between {lo} and {hi}, got {value}")
-        return value
-
-    return parse
-
-
-def _number(lo: float, hi: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ValueError(f"must be a number, got {raw!r}") from None
+            raise ValueError(f"must be {noun}, got {raw!r}") from None
         if not lo <= value <= hi:
             raise ValueError(f"must be between {lo:g} and {hi:g}, got {value:g}")
         return value
 
     return parse
+
+
+def _int_range(lo: int, hi: int) -> Callable[[str], int]:
+    return _in_range(int, "an integer", lo, hi)
+
+
+def _number(lo: float, hi: float) -> Callable[[str], float]:
+    return _in_range(float, "a number", lo, hi)
 
 
 def _url(*schemes: str) -> Callable[[str], str]:
