@@ -95,3 +95,20 @@ def test_broken_models_keep_the_gateway_up_but_not_ready(
         )
     finally:
         gateway.stop(timeout=10)
+
+
+def test_iobinding_runner_matches_the_plain_session(loaded_models: LoadedModels) -> None:
+    """The CUDA path's IOBinding wrapper, on a CPU session here: same numbers."""
+    from viseme_engine.engine import IoBoundModel
+
+    model = loaded_models.models["default"]
+    bound = IoBoundModel(model)
+    rng = np.random.default_rng(5)
+    audio = (rng.standard_normal((3, 1600)) * 0.1).astype(np.float32)
+    state = model.init_state(3)
+    plain_logits, plain_state = model.run(audio, state)
+    bound_logits, bound_state = bound.run(audio, state)
+    assert np.allclose(plain_logits, bound_logits, atol=1e-5)
+    assert plain_state.keys() == bound_state.keys()
+    for name in plain_state:
+        assert np.allclose(plain_state[name], bound_state[name], atol=1e-5)
