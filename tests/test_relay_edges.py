@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import dataclasses
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -166,3 +169,21 @@ async def test_nothing_is_injected_before_the_metadata(
             first = await ws.receive_json(timeout=5)
             second = await ws.receive_json(timeout=5)
             assert (first["type"], second["type"]) == ("audio", "conversation_initiation_metadata")
+
+
+async def test_visemes_off_relays_audio_untouched(
+    settings: Settings, loaded_models: LoadedModels
+) -> None:
+    async with FakeOpenAI() as fake:
+        plain = dataclasses.replace(point_at(settings, fake), visemes=False)
+        async with running_gateway(plain, loaded_models) as gw:
+            signed_url = (await gw.sign("openai", OPENAI))["signed_url"]
+            async with gw.http.ws_connect(signed_url) as ws:
+                deltas: list[dict[str, Any]] = []
+                while len(deltas) < len(fake.chunks()):
+                    message = await ws.receive_json(timeout=5)
+                    if message["type"] == "response.output_audio.delta":
+                        deltas.append(message)
+            assert all("mascotVisemes" not in d for d in deltas)
+            sent = b"".join(fake.sent_audio)
+            assert b"".join(base64.b64decode(d["delta"]) for d in deltas) == sent
