@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--max-wait-ms", type=float, default=2.0)
+    parser.add_argument("--max-wait-ms", type=float, default=None, help="default: the engine's")
     args = parser.parse_args()
     pcm = speech(RATE, 120.0).tobytes()
     config = EngineConfig(device=args.device, threads=args.threads, max_wait_ms=args.max_wait_ms)

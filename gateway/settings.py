@@ -54,7 +54,7 @@ class Settings:
     models_dir: Path | None = None
     engine_threads: int = 0
     engine_max_batch: int = 256
-    engine_max_wait_ms: float = 2.0
+    engine_max_wait_ms: float | None = None
     viseme_min_ms: int = 30
     viseme_margin: float = 0.1
     visemes: bool = True  # off: relay sessions pass audio through untouched (benchmark baseline)
@@ -90,7 +90,7 @@ HELP: dict[str, str] = {
     "models_dir": "folder with default.onnx and indonesian.onnx (default: the bundled models)",
     "engine_threads": "onnxruntime threads per model (0: one per core)",
     "engine_max_batch": "most stream blocks in one batched inference",
-    "engine_max_wait_ms": "longest wait to fill a batch, in ms",
+    "engine_max_wait_ms": "longest wait to fill a batch, in ms (default: 0 on CPU, 2 on CUDA)",
     "viseme_min_ms": "a new viseme must last this long to be shown (anti-flicker)",
     "viseme_margin": "probability margin by which a new viseme must beat the shown one",
     "visemes": "on or off: inject visemes into relayed conversations",

@@ -28,13 +28,21 @@ class EngineConfig:
     device: str = "auto"
     threads: int | None = None  # onnxruntime intra-op threads; None = one per core
     max_batch: int = 256
-    max_wait_ms: float = 2.0
+    # None: 0 on CPU, 2 ms on CUDA. On a CPU batching saves nothing per frame,
+    # so waiting only adds latency (batches still form while the worker is
+    # busy); on a GPU rows are nearly free and a short wait fills the batch.
+    max_wait_ms: float | None = None
     max_pending: int = 4096
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     # Split blocks into power-of-two pieces so streams share batches. Pays on a
     # GPU (batch rows are nearly free); on a CPU the per-frame cost is the same
     # batched or not and each extra call costs ~0.15 ms. None: only on CUDA.
     split_blocks: bool | None = None
+
+    def batch_wait_ms(self, device: str) -> float:
+        if self.max_wait_ms is not None:
+            return self.max_wait_ms
+        return 2.0 if device == "cuda" else 0.0
 
 
 class IoBoundModel:
@@ -118,7 +126,7 @@ class VisemeEngine:
             name: MicroBatcher(
                 model,
                 max_batch=config.max_batch,
-                max_wait_ms=config.max_wait_ms,
+                max_wait_ms=config.batch_wait_ms(loaded.device),
                 max_pending=config.max_pending,
             )
             for name, model in loaded.models.items()

@@ -52,6 +52,9 @@ class OnnxVisemeModel:
         path: str | Path, providers: list[str] | None = None, threads: int | None = None
     ) -> OnnxVisemeModel:
         opts = ort.SessionOptions()
+        # Idle intra-op threads otherwise spin between calls: a gateway serving a
+        # few streams burnt over half a core doing nothing (bench/relay_latency.py).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads is not None:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
