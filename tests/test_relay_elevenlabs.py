@@ -8,7 +8,6 @@ the gateway, which later fetches ElevenLabs' own signed URL with the agent's key
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -153,8 +152,7 @@ async def test_sdk_conversation_gets_audio_and_visemes(
         visemes.append(after)
     assert len(visemes) == len(fake.sent_audio) == types.count("visemes")
     assert sum(len(v["visemes"]) for v in visemes) > 0
-    if os.environ.get("VISEME_TEST_TRAINED_MODELS"):
-        assert lips_close(visemes), "no lip closure in 'Bob may pay my mom'"
+    assert lips_close(visemes), "no lip closure in 'Bob may pay my mom'"
 
     # What went upstream: dynamic variables merged (the signed ones win), pong, tool result.
     first = seen.messages()[0]

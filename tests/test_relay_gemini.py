@@ -14,7 +14,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from gateway.settings import Settings
 from tests.fakes.base import Frame, until
-from tests.fakes.checks import assert_visemes
+from tests.fakes.checks import assert_visemes, lips_close
 from tests.fakes.gateway import Gateway, point_at, running_gateway
 from tests.fakes.gemini import TOOL_CALL, UNKNOWN, FakeGemini, binary
 from tests.test_processes import self_signed
@@ -100,6 +100,7 @@ async def test_sdk_live_session_gets_audio_and_visemes(world: tuple[FakeGemini, 
     with_audio = [r for r in raw if "modelTurn" in r.get("serverContent", {})]
     for number, (message, pcm) in enumerate(zip(with_audio, fake.sent_audio, strict=True), 1):
         assert_visemes(message["mascotVisemes"], pcm, 24000, number)
+    assert lips_close([m["mascotVisemes"] for m in with_audio]), "no lip closure in the speech"
     assert all("mascotVisemes" not in r for r in raw if r not in with_audio)
 
     # The SDK closed the session: the fake saw it.

@@ -25,8 +25,5 @@ def assert_visemes(visemes: Message, audio: bytes, rate: int, event_id: Any) -> 
 
 
 def lips_close(all_visemes: list[Message]) -> bool:
-    """Whether viseme 21 (p b m) shows up at all in "Bob may pay my mom".
-
-    Only meaningful with trained models; see the test that calls it.
-    """
+    """Whether viseme 21 (p b m) shows up at all in "Bob may pay my mom"."""
     return any(e["visemeId"] == 21 for v in all_visemes for e in v["visemes"])
