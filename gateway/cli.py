@@ -23,6 +23,9 @@ from .settings import HELP, ConfigError, Settings, TokenKey, env_name, load_sett
 from .state import LIFECYCLE
 
 log = logging.getLogger("gateway")
+# After the drain, requests still in flight get this long before they are
+# cancelled (aiohttp's default is 60 s); the Helm chart's grace margin is 15 s.
+IN_FLIGHT_GRACE = 10.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,7 +78,9 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
 
 async def serve(settings: Settings) -> None:
     app = create_app(settings)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=IN_FLIGHT_GRACE
+    )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, ssl_context=_ssl_context(settings))
     await site.start()

@@ -53,7 +53,8 @@ def test_schemathesis_finds_no_server_errors(token_key: TokenKey, redis_prefix: 
             timeout=300,
         )
     finally:
-        gateway.stop(timeout=10)
+        # Up to 10 s of in-flight grace (gateway/cli.py) plus start-up of the stop.
+        gateway.stop(timeout=30)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     operations = sum(len(ops) for ops in document()["paths"].values())
     # Every operation but GET /openapi.json, which schemathesis skips as the schema's own URL.

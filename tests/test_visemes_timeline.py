@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import subprocess
+import sys
 import wave
 from collections.abc import Awaitable, Callable
 
@@ -21,11 +23,27 @@ from gateway.app import create_app
 from gateway.settings import Settings
 from tests.conftest import API_KEY
 from viseme_engine.engine import LoadedModels
-from viseme_engine.training.datagen import to_example
-from viseme_engine.training.synth_espeak import Espeak
 
 Client = TestClient[web.Request, web.Application]
 SENTENCE = "Bob may pay my mom a penny. Please be happy, Pam."
+
+
+def espeak_example(text: str, voice: str) -> dict[str, np.ndarray]:
+    """Audio and frame labels from libespeak-ng in a fresh process: the library is a
+    process-wide singleton whose state other tests' voices leave behind."""
+    script = (
+        "import sys, io, numpy as np\n"
+        "from viseme_engine.training.datagen import to_example\n"
+        "from viseme_engine.training.synth_espeak import Espeak\n"
+        "ex = to_example(Espeak().synth(sys.argv[1], sys.argv[2]), 'espeak-en')\n"
+        "buf = io.BytesIO(); np.savez(buf, audio=ex['audio'], labels=ex['labels'])\n"
+        "sys.stdout.buffer.write(buf.getvalue())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, text, voice], capture_output=True, check=True, timeout=60
+    ).stdout
+    with np.load(io.BytesIO(out)) as data:
+        return {"audio": data["audio"], "labels": data["labels"]}
 
 
 def runs(labels: np.ndarray, value: int) -> list[tuple[int, int]]:
@@ -60,7 +78,7 @@ async def test_lips_close_on_bilabials_and_rest_in_pauses(
     loaded_models: LoadedModels,
     voice: str,
 ) -> None:
-    example = to_example(Espeak().synth(SENTENCE, voice), "espeak-en")
+    example = espeak_example(SENTENCE, voice)
     labels = example["labels"]
     client = await aiohttp_client(create_app(settings, models=loaded_models))
     body = {"audio": base64.b64encode(wav16k(example["audio"])).decode()}
