@@ -37,9 +37,12 @@ def _check_dataset(out: Path, lang: str) -> list[dict[str, object]]:
     return rows
 
 
+TINY = ["--lang", "en", "--hours", "0.001", "--heldout-units", "3", "--utts-per-unit", "2",
+        "--seed", "7"]  # fmt: skip
+
+
 def test_tiny_english_run(tmp_path: Path) -> None:
-    assert datagen.main(["--lang", "en", "--out", str(tmp_path), "--hours", "0.001",
-                         "--heldout-units", "3", "--utts-per-unit", "2", "--seed", "7"]) == 0  # fmt: skip
+    assert datagen.main([*TINY, "--out", str(tmp_path)]) == 0
     rows = _check_dataset(tmp_path, "en")
     held = {(r["synth"], str(r["voice"])) for r in rows if r["split"] == "heldout_voices"}
     trained = {(r["synth"], str(r["voice"])) for r in rows if r["split"] != "heldout_voices"}
@@ -49,8 +52,7 @@ def test_tiny_english_run(tmp_path: Path) -> None:
     # deterministic: the same seed plans the same units and texts
     first = (tmp_path / "manifest.jsonl").read_text()
     again = tmp_path / "again"
-    datagen.main(["--lang", "en", "--out", str(again), "--hours", "0.001",
-                  "--heldout-units", "3", "--utts-per-unit", "2", "--seed", "7"])  # fmt: skip
+    datagen.main([*TINY, "--out", str(again)])
     assert (again / "manifest.jsonl").read_text() == first
 
 
