@@ -42,7 +42,12 @@ import soxr
 
 from viseme_engine.phonemes import phones_to_visemes
 from viseme_engine.training import corpus, synth_festival, synth_flite
-from viseme_engine.training.labels import RATE, frame_labels, move_closures
+from viseme_engine.training.labels import (
+    RATE,
+    end_bilabials_at_release,
+    frame_labels,
+    move_closures,
+)
 from viseme_engine.training.synth_espeak import Espeak, Synthesis
 
 log = logging.getLogger("viseme_engine.datagen")
@@ -183,6 +188,7 @@ def to_example(syn: Synthesis, table: str) -> dict[str, np.ndarray]:
     """Resample to 16 kHz and label frames; closures fixed on the native audio."""
     visemes = phones_to_visemes(table, syn.phones)
     ends = move_closures(syn.audio, syn.rate, syn.phones, syn.ends, visemes)
+    ends = end_bilabials_at_release(syn.audio, syn.rate, syn.phones, ends, visemes)
     audio = syn.audio.astype(np.float32) / 32768.0
     if syn.rate != RATE:
         audio = soxr.resample(audio, syn.rate, RATE, quality="HQ")
