@@ -19,8 +19,10 @@ Metrics, all on 10 ms frames with the labels of the data set as reference:
                  matched to the nearest predicted onset of the SAME viseme
                  within 100 ms; onsets with no such match are left out and
                  counted in `onset hit`, the matched share
-The English sets also run the pocketsphinx phone-loop baseline (Rhubarb's
-method) on the same audio; the baseline has no Indonesian model.
+Every set also runs the pocketsphinx phone-loop baseline (Rhubarb's phonetic
+recognizer) on the same audio. It only has an English acoustic model; on
+Indonesian it plays the role Rhubarb's phonetic mode plays for non-English
+dialogue (English phones standing in for the language's sounds).
 """
 
 from __future__ import annotations
@@ -230,7 +232,7 @@ def run(
     max_utts: int,
     baseline: Predictor | None,
 ) -> list[Result]:
-    """Evaluate every set of every data dir; the baseline runs on English only.
+    """Evaluate every set of every data dir, with the baseline where one is given.
 
     After a language's per-voice held-out rows comes their pooled row
     ("heldout_voices all"), summed from the same predictions.
@@ -243,7 +245,7 @@ def run(
         for s in load_sets(d, max_utts):
             lang = s.lang
             model = models.get(s.lang) or models.get("*") or _silence
-            preds = [model] + ([baseline] if baseline is not None and s.lang == "en" else [])
+            preds = [model] + ([baseline] if baseline is not None else [])
             counts = evaluate(s.paths, preds)
             results.append(_result(s.name, len(s.paths), counts))
             if " heldout_voices " in s.name:
