@@ -75,14 +75,15 @@ def test_run_groups_sets_and_prints_tables(tmp_path: Path) -> None:
     results = ev.run([tmp_path], {"en": lambda a: PRED}, max_utts=10, baseline=lambda a: REF)
     names = [r[0] for r in results]
     assert names == ["en heldout_sentences", "en heldout_voices espeak +f5",
-                     "en heldout_voices flite rms"]  # fmt: skip
-    assert [r[1] for r in results] == [1, 2, 1]
+                     "en heldout_voices flite rms", "en heldout_voices all"]  # fmt: skip
+    assert [r[1] for r in results] == [1, 2, 1, 3]
+    assert results[3][3]["acc22_speech"] == pytest.approx(2 / 6)  # pooled: same frames x3
     model, base = results[1][3], results[1][4]
     assert model["acc22_speech"] == pytest.approx(2 / 6)
     assert base is not None
     assert base["acc22_speech"] == 1.0
     md = ev.table(results, markdown=True).splitlines()
-    assert len(md) == 5
+    assert len(md) == 6
     assert md[1].startswith("|---|")
     assert "| en heldout_voices flite rms | 1 | 0.0 | 33.3 / 100.0 |" in md[4]
 

@@ -7,7 +7,7 @@ import pytest
 
 from viseme_engine.training import synth_festival, synth_flite
 from viseme_engine.training.datagen import to_example
-from viseme_engine.training.labels import frame_labels, move_closures
+from viseme_engine.training.labels import end_bilabials_at_release, frame_labels, move_closures
 from viseme_engine.training.synth_espeak import Espeak, Synthesis
 
 
@@ -61,9 +61,12 @@ def test_mama_papa_is_21_exactly_while_the_lips_are_closed(espeak: Espeak, voice
     db = _frame_db(ex["audio"], len(labels))
     speech = np.flatnonzero(labels)
     first, last = int(speech[0]), int(speech[-1])
-    # every silent frame inside the utterance is a p closure: the lips are shut
-    quiet = [i for i in range(first, last) if db[i] < db.max() - 30]
-    assert len(quiet) >= 4
+    # every silent stretch (>= 30 ms) inside the utterance is a p closure: lips shut.
+    # (a lone quiet frame right after an unaspirated burst is open-mouthed)
+    is_quiet = (db < db.max() - 30).astype(int)
+    quiet = [i for s, e in _runs(is_quiet, 1) if e - s >= 3 for i in range(s, e)]
+    quiet = [i for i in quiet if first <= i < last]
+    assert len(quiet) >= 6
     assert all(labels[i] == 21 for i in quiet)
     # m, m, p, p: four separate closures, each followed by an open vowel
     runs = _runs(labels, 21)
@@ -73,6 +76,27 @@ def test_mama_papa_is_21_exactly_while_the_lips_are_closed(espeak: Espeak, voice
         assert db[end : end + 5].max() > db.max() - 10  # the vowel after is loud
     # closures last like real ones: 30-150 ms
     assert all(3 <= end - start <= 15 for start, end in runs)
+    # p ends one frame after its silent closure: the aspiration is open-mouthed
+    for start, end in runs:
+        silent = [i for i in range(start, end) if db[i] < db.max() - 30]
+        if silent:
+            assert end - 1 - silent[-1] <= 2
+
+
+def test_release_ends_p_after_its_closure() -> None:
+    rate = 16000
+    tone = (8000 * np.sin(np.arange(1600) * 0.2)).astype(np.int16)
+    noise = (np.random.default_rng(0).standard_normal(800) * 600).astype(np.int16)
+    # vowel 100 ms, closure 60 ms, burst + aspiration 50 ms, vowel 100 ms
+    audio = np.concatenate([tone, np.zeros(960, np.int16), noise, tone])
+    ends = end_bilabials_at_release(
+        audio, rate, ["a", "p", "a"], [0.10, 0.21, 0.31], [2, 21, 2]
+    )
+    assert ends[1] == pytest.approx(0.17, abs=0.006)  # closure end + one 10 ms frame
+    # a voiced closure with no silence keeps its end
+    voiced = np.concatenate([tone, tone[:960] // 8, tone])
+    same = end_bilabials_at_release(voiced, rate, ["a", "b", "a"], [0.10, 0.16, 0.26], [2, 21, 2])
+    assert same[1] == 0.16
 
 
 def _check_pause(syn: Synthesis, table: str) -> None:

@@ -53,6 +53,7 @@ def test_tiny_training_run_exports_a_loadable_model(tmp_path: Path) -> None:
             "32",
             "--warmup",
             "1",
+            "--no-compile",
         ]
     )
     onnx_path = train_mod.train(args)

@@ -19,8 +19,10 @@ Metrics, all on 10 ms frames with the labels of the data set as reference:
                  matched to the nearest predicted onset of the SAME viseme
                  within 100 ms; onsets with no such match are left out and
                  counted in `onset hit`, the matched share
-The English sets also run the pocketsphinx phone-loop baseline (Rhubarb's
-method) on the same audio; the baseline has no Indonesian model.
+Every set also runs the pocketsphinx phone-loop baseline (Rhubarb's phonetic
+recognizer) on the same audio. It only has an English acoustic model; on
+Indonesian it plays the role Rhubarb's phonetic mode plays for non-English
+dialogue (English phones standing in for the language's sounds).
 """
 
 from __future__ import annotations
@@ -77,6 +79,13 @@ class Counts:
         self.onsets += sum(len(f) for f in ref_on.values())
         self.onset_errors_ms += onset_errors_ms(ref_on, pred_on)
 
+    def merged(self, other: Counts) -> Counts:
+        """The statistics of both sets together."""
+        out = Counts(onset_errors_ms=self.onset_errors_ms + other.onset_errors_ms)
+        for f in _COUNT_FIELDS:
+            setattr(out, f, getattr(self, f) + getattr(other, f))
+        return out
+
     def metrics(self) -> dict[str, float]:
         def ratio(a: int, b: int) -> float:
             return a / b if b else float("nan")
@@ -90,6 +99,10 @@ class Counts:
             "onset_ms": float(np.median(errs)) if errs else float("nan"),
             "onset_hit": ratio(len(errs), self.onsets),
         }
+
+
+_COUNT_FIELDS = ("frames", "correct", "speech", "speech_correct", "speech_correct15",
+                 "bilabials", "bilabial_hits", "onsets")  # fmt: skip
 
 
 def fit_length(pred: np.ndarray, n: int) -> np.ndarray:
@@ -202,10 +215,10 @@ def table(results: Sequence[Result], markdown: bool) -> str:
                      for r in [head, *lines])  # fmt: skip
 
 
-def _load_model(path: str) -> Predictor:
+def _load_model(path: str, threads: int) -> Predictor:
     from viseme_engine.onnx_model import OnnxVisemeModel  # onnxruntime only when a model is given
 
-    model = OnnxVisemeModel.from_path(path)
+    model = OnnxVisemeModel.from_path(path, threads=threads)
     return lambda audio: np.asarray(model.predict(audio), dtype=np.int64)
 
 
@@ -219,17 +232,36 @@ def run(
     max_utts: int,
     baseline: Predictor | None,
 ) -> list[Result]:
-    """Evaluate every set of every data dir; the baseline runs on English only."""
+    """Evaluate every set of every data dir, with the baseline where one is given.
+
+    After a language's per-voice held-out rows comes their pooled row
+    ("heldout_voices all"), summed from the same predictions.
+    """
     results: list[Result] = []
     for d in data_dirs:
+        pooled: list[Counts] = []
+        n_pooled = 0
+        lang = ""
         for s in load_sets(d, max_utts):
+            lang = s.lang
             model = models.get(s.lang) or models.get("*") or _silence
-            preds = [model] + ([baseline] if baseline is not None and s.lang == "en" else [])
+            preds = [model] + ([baseline] if baseline is not None else [])
             counts = evaluate(s.paths, preds)
-            minutes = counts[0].frames / 6000.0
-            base = counts[1].metrics() if len(counts) > 1 else None
-            results.append((s.name, len(s.paths), minutes, counts[0].metrics(), base))
+            results.append(_result(s.name, len(s.paths), counts))
+            if " heldout_voices " in s.name:
+                if pooled:
+                    pooled = [a.merged(b) for a, b in zip(pooled, counts, strict=True)]
+                else:
+                    pooled = counts
+                n_pooled += len(s.paths)
+        if pooled:
+            results.append(_result(f"{lang} heldout_voices all", n_pooled, pooled))
     return results
+
+
+def _result(name: str, n: int, counts: Sequence[Counts]) -> Result:
+    base = counts[1].metrics() if len(counts) > 1 else None
+    return (name, n, counts[0].frames / 6000.0, counts[0].metrics(), base)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,11 +272,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-utts", type=int, default=60, help="utterances per set")
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads per model")
     args = ap.parse_args(argv)
     models: dict[str, Predictor] = {}
     for spec in args.model:
         lang, sep, path = spec.partition("=")
-        models[lang if sep else "*"] = _load_model(path if sep else spec)
+        models[lang if sep else "*"] = _load_model(path if sep else spec, args.threads)
     baseline: Predictor | None = None
     if not args.no_baseline:
         from viseme_engine.training.baseline import PhoneLoopBaseline

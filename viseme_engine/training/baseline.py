@@ -16,6 +16,9 @@ import numpy as np
 from viseme_engine.phonemes import ARPABET, SILENCE
 
 HOP = 160
+# pocketsphinx frame i analyses samples [160 i, 160 i + 410): its centre
+# (160 i + 205) lies in our frame i + 1, so its segments shift one frame later.
+_FRAME_SHIFT = 1
 
 
 class PhoneLoopBaseline:
@@ -49,5 +52,6 @@ class PhoneLoopBaseline:
         out = np.full(n, SILENCE, dtype=np.int64)
         for phone, start, end in self.phones(audio):
             # SIL and the noise fillers (+NSN+, +SPN+ ...) are silence
-            out[start : end + 1] = ARPABET.get(phone.lower(), SILENCE)
+            s, e = start + _FRAME_SHIFT, end + 1 + _FRAME_SHIFT
+            out[s:e] = ARPABET.get(phone.lower(), SILENCE)
         return out

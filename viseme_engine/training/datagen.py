@@ -42,7 +42,12 @@ import soxr
 
 from viseme_engine.phonemes import phones_to_visemes
 from viseme_engine.training import corpus, synth_festival, synth_flite
-from viseme_engine.training.labels import RATE, frame_labels, move_closures
+from viseme_engine.training.labels import (
+    RATE,
+    end_bilabials_at_release,
+    frame_labels,
+    move_closures,
+)
 from viseme_engine.training.synth_espeak import Espeak, Synthesis
 
 log = logging.getLogger("viseme_engine.datagen")
@@ -83,12 +88,19 @@ class Unit:
     synth: str
     voice: str
     seed: int
+    n_utts: int = _UTTS_PER_UNIT
 
 
-def plan(lang: str, hours: float, seed: int, heldout_units: int | None = None) -> list[Unit]:
+def plan(
+    lang: str,
+    hours: float,
+    seed: int,
+    heldout_units: int | None = None,
+    utts_per_unit: int = _UTTS_PER_UNIT,
+) -> list[Unit]:
     """Held-out units first (small, fixed), then train units up to `hours`."""
     units: list[Unit] = []
-    n_train = max(1, round(hours * 3600 / (_AVG_UTT_S * _UTTS_PER_UNIT)))
+    n_train = max(1, round(hours * 3600 / (_AVG_UTT_S * utts_per_unit)))
     n_sent, n_voice = (
         (heldout_units, heldout_units)
         if heldout_units is not None
@@ -104,7 +116,7 @@ def plan(lang: str, hours: float, seed: int, heldout_units: int | None = None) -
                 synth, voice, _ = choices[j % len(choices)]
             else:
                 synth, voice, _ = rng.choices(choices, weights=[w for *_, w in choices])[0]
-            units.append(Unit(k, lang, split, synth, voice, rng.randrange(2**31)))
+            units.append(Unit(k, lang, split, synth, voice, rng.randrange(2**31), utts_per_unit))
             k += 1
     return units
 
@@ -176,6 +188,7 @@ def to_example(syn: Synthesis, table: str) -> dict[str, np.ndarray]:
     """Resample to 16 kHz and label frames; closures fixed on the native audio."""
     visemes = phones_to_visemes(table, syn.phones)
     ends = move_closures(syn.audio, syn.rate, syn.phones, syn.ends, visemes)
+    ends = end_bilabials_at_release(syn.audio, syn.rate, syn.phones, ends, visemes)
     audio = syn.audio.astype(np.float32) / 32768.0
     if syn.rate != RATE:
         audio = soxr.resample(audio, syn.rate, RATE, quality="HQ")
@@ -200,7 +213,7 @@ def run_unit(unit: Unit, out: Path, base_seed: int) -> list[dict[str, object]]:
     train_pool, held_pool = _POOLS[key]
     rng = random.Random(unit.seed)  # noqa: S311
     pool = train_pool if unit.split == "train" else held_pool
-    texts = [t for t, _ in zip(corpus.chunks(pool, rng), range(_UTTS_PER_UNIT), strict=False)]
+    texts = [t for t, _ in zip(corpus.chunks(pool, rng), range(unit.n_utts), strict=False)]
     rows: list[dict[str, object]] = []
     (out / unit.split).mkdir(parents=True, exist_ok=True)
     try:
@@ -243,11 +256,17 @@ def _do(args: tuple[Unit, Path, int]) -> tuple[int, list[dict[str, object]]]:
 
 
 def generate(
-    lang: str, out: Path, hours: float, jobs: int, seed: int, heldout_units: int | None = None
+    lang: str,
+    out: Path,
+    hours: float,
+    jobs: int,
+    seed: int,
+    heldout_units: int | None = None,
+    utts_per_unit: int = _UTTS_PER_UNIT,
 ) -> Iterator[int]:
     """Run the plan; yields the number of manifest rows after each finished unit."""
     (out / "units").mkdir(parents=True, exist_ok=True)
-    units = plan(lang, hours, seed, heldout_units)
+    units = plan(lang, hours, seed, heldout_units, utts_per_unit)
     rows: list[dict[str, object]] = []
     manifest = out / "manifest.jsonl"
     work = [(u, out, seed) for u in units]
@@ -285,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--heldout-units", type=int, default=None,
                     help="units per held-out split (default 24 and 36; tests use fewer)")
+    ap.add_argument("--utts-per-unit", type=int, default=_UTTS_PER_UNIT,
+                    help="utterances per work unit (changes the plan; tests use fewer)")
     ap.add_argument("--summary", action="store_true", help="print minutes per split and voice")
     args = ap.parse_args(argv)
     if args.summary:
@@ -292,9 +313,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     n = 0
-    gen = generate(args.lang, args.out, args.hours, args.jobs, args.seed, args.heldout_units)
+    gen = generate(args.lang, args.out, args.hours, args.jobs, args.seed,
+                   args.heldout_units, args.utts_per_unit)  # fmt: skip
     for n in gen:
-        if n and n % 200 < _UTTS_PER_UNIT:
+        if n and n % 200 < args.utts_per_unit:
             log.info("%d utterances", n)
     log.info("done: %d utterances in %s", n, args.out / "manifest.jsonl")
     return 0

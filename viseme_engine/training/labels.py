@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from viseme_engine.phonemes import SILENCE, STOPS
+from viseme_engine.phonemes import BILABIAL, SILENCE, STOPS
 
 RATE = 16000
 HOP = 160
@@ -69,6 +69,43 @@ def move_closures(
             t = t_next
             k -= 1
         new_ends[i - 1] = t
+    return new_ends
+
+
+def end_bilabials_at_release(
+    audio: np.ndarray,
+    rate: int,
+    phones: Sequence[str],
+    ends: Sequence[float],
+    visemes: Sequence[int],
+) -> list[float]:
+    """End p/b at their burst: the lips open there, the aspiration is open-mouthed.
+
+    Every synthesizer counts the burst and aspiration (up to 60 ms in English
+    "papa") in the stop, which would keep the mouth shut too long. Where the
+    stop has a silent closure, it now ends one 10 ms frame after the closure;
+    a voiced closure without silence keeps its end.
+    """
+    new_ends = list(ends)
+    if len(audio) == 0:
+        return new_ends
+    db = _window_db(audio, rate)
+    if len(db) == 0:
+        return new_ends
+    quiet = float(np.percentile(db, 95)) - _CLOSURE_DB_BELOW_PEAK
+    for i in range(1, len(phones)):
+        if phones[i] not in STOPS or visemes[i] != BILABIAL:
+            continue
+        lo, hi = int(new_ends[i - 1] / _WIN_S), min(int(new_ends[i] / _WIN_S), len(db))
+        k = lo
+        while k < hi and db[k] >= quiet:
+            k += 1
+        if k == hi:
+            continue  # no silent closure
+        while k < hi and db[k] < quiet:
+            k += 1
+        if k < hi:
+            new_ends[i] = min(new_ends[i], k * _WIN_S + 0.010)
     return new_ends
 
 

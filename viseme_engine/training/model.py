@@ -186,9 +186,14 @@ class VisemeNet(nn.Module):
         self, audio: Tensor, states: list[Tensor], fb: Tensor | None = None
     ) -> tuple[Tensor, list[Tensor]]:
         feats, audio_state, norm_state = self.frontend(audio, states[0], states[1], fb)
+        logits, conv_states = self.body(feats, states[2:])
+        return logits, [audio_state, norm_state, *conv_states]
+
+    def body(self, feats: Tensor, states: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        """Normalised features [B, T, n_mels] -> logits; training runs it apart (bf16)."""
         x = self.inp(feats)
-        new_states = [audio_state, norm_state]
-        for blk, st in zip(self.blocks, states[2:], strict=True):
+        new_states = []
+        for blk, st in zip(self.blocks, states, strict=True):
             x, st_out = blk(x, st)
             new_states.append(st_out)
         return self.out(self.out_norm(x)), new_states
