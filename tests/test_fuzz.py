@@ -45,8 +45,10 @@ def test_schemathesis_finds_no_server_errors(token_key: TokenKey, redis_prefix: 
                 # A fixed seed keeps CI deterministic; run by hand without it to explore.
                 "--seed",
                 "20261121",
+                # One worker: with threads, hypothesis's ast.parse trips CPython 3.11's
+                # "AST constructor recursion depth mismatch" now and then.
                 "--workers",
-                "2",
+                "1",
             ],
             capture_output=True,
             text=True,
