@@ -21,7 +21,6 @@ from viseme_engine.engine import LoadedModels
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-MIDWORD_COPY = Path("/work/artifacts/demo-midword.png")  # kept for the release notes
 ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required",
     "--disable-background-networking", "--disable-component-update", "--no-first-run",
@@ -133,8 +132,6 @@ async def test_text_speaks_and_the_face_follows_the_audio_clock(page: Page) -> N
     await page.click("#speak")
     first = await freeze(page, [0], after_ms=400)
     first_png = await snapshot(page, first, "midword")
-    if MIDWORD_COPY.parent.is_dir():
-        shutil.copy(ARTIFACTS / "demo-midword.png", MIDWORD_COPY)
     # Frozen clock, frozen face: the page follows audio time, not wall time.
     await page.wait_for_timeout(300)
     assert await page.evaluate(STATE) == first

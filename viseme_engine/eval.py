@@ -1,6 +1,6 @@
 """Evaluate viseme models on the held-out splits of generated data sets.
 
-    python -m viseme_engine.eval --data /work/data/en /work/data/id \\
+    python -m viseme_engine.eval --data data/en data/id \\
         --model en=viseme_engine/models/en.onnx --model id=viseme_engine/models/id.onnx \\
         [--max-utts 60] [--no-baseline] [--markdown]
 

@@ -1,6 +1,6 @@
 """Train the streaming viseme model on a data directory (manifest.jsonl + .npz files).
 
-    python -m viseme_engine.training.train --data /work/data/en --out /work/artifacts/en \
+    python -m viseme_engine.training.train --data data/en --out artifacts/en \
         --minutes 65 --seed 1 --language en
 
 Trains on split `train`, validates on `heldout_sentences` (never `heldout_voices`),
