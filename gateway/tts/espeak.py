@@ -55,15 +55,16 @@ class EspeakTts(TtsEngine):
             if proc.returncode is None:  # cancelled, timed out or failed: leave no process
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
-                # Reap it even through a second cancel (shutdown cancels handlers):
-                # an unreaped child's transport is collected after the loop closes,
-                # printing a traceback at exit.
-                reap = asyncio.ensure_future(proc.wait())
-                try:
-                    await asyncio.shield(reap)
-                except asyncio.CancelledError:
-                    await reap  # immediate: the process is already killed
-                    raise
+            # Drain the pipe and reap the child, also when it had exited with output
+            # unread, and through a second cancel (shutdown cancels handlers): an open
+            # pipe or unreaped child is collected after the loop closes, printing a
+            # traceback at exit.
+            reap = asyncio.ensure_future(proc.communicate())
+            try:
+                await asyncio.shield(reap)
+            except asyncio.CancelledError:
+                await reap  # quick: the child is dead or done
+                raise
 
     async def _read(self, stdout: asyncio.StreamReader, size: int, exact: bool = False) -> bytes:
         seconds = self._settings.tts_timeout_seconds
