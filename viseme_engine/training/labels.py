@@ -30,6 +30,16 @@ def _window_db(audio: np.ndarray, rate: int) -> np.ndarray:
     return np.asarray(10.0 * np.log10(np.mean(frames**2, axis=1) + 1.0))
 
 
+def _closure_levels(audio: np.ndarray, rate: int) -> tuple[np.ndarray, float] | None:
+    """Window levels (dB) and the level under which a stretch counts as a closure."""
+    if len(audio) == 0:
+        return None
+    db = _window_db(audio, rate)
+    if len(db) == 0:
+        return None
+    return db, float(np.percentile(db, 95)) - _CLOSURE_DB_BELOW_PEAK
+
+
 def move_closures(
     audio: np.ndarray,
     rate: int,
@@ -45,12 +55,10 @@ def move_closures(
     start. A stop after silence keeps its start: the pause is labelled 0.
     """
     new_ends = list(ends)
-    if len(audio) == 0:
+    levels = _closure_levels(audio, rate)
+    if levels is None:
         return new_ends
-    db = _window_db(audio, rate)
-    if len(db) == 0:
-        return new_ends
-    quiet = float(np.percentile(db, 95)) - _CLOSURE_DB_BELOW_PEAK
+    db, quiet = levels
     win = _WIN_S
     for i in range(1, len(phones)):
         if phones[i] not in STOPS and visemes[i] != 21:
@@ -87,12 +95,10 @@ def end_bilabials_at_release(
     a voiced closure without silence keeps its end.
     """
     new_ends = list(ends)
-    if len(audio) == 0:
+    levels = _closure_levels(audio, rate)
+    if levels is None:
         return new_ends
-    db = _window_db(audio, rate)
-    if len(db) == 0:
-        return new_ends
-    quiet = float(np.percentile(db, 95)) - _CLOSURE_DB_BELOW_PEAK
+    db, quiet = levels
     for i in range(1, len(phones)):
         if phones[i] not in STOPS or visemes[i] != BILABIAL:
             continue
