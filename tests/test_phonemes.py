@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from viseme_engine import phonemes as P
+from viseme_engine.training import synth_festival
 
 PHONTAB_DIRS = (Path("/usr/lib/x86_64-linux-gnu/espeak-ng-data"), Path("/usr/share/espeak-ng-data"))
 
@@ -70,6 +72,29 @@ ARPABET_39 = [
 ]  # fmt: skip
 
 
+def _festival_phone_set(voice: str) -> list[str]:
+    script = (f"(voice_{voice})\n(format t \"%l\" (mapcar car (cadr (assoc 'phones "
+              "(PhoneSet.description '(phones))))))\n")  # fmt: skip
+    out = subprocess.run(
+        ["festival", "--pipe"], input=script, capture_output=True, text=True, check=True
+    ).stdout
+    return out.strip().strip("()").split()
+
+
+@pytest.mark.parametrize("voice", sorted(synth_festival.VOICES))
+def test_every_festival_voice_phone_has_a_viseme(voice: str) -> None:
+    phones = _festival_phone_set(voice)
+    assert len(phones) > 20  # the voice loaded and listed its phone set
+    table = synth_festival.VOICES[voice]
+    missing = []
+    for phone in phones:
+        try:
+            P.phone_viseme(table, phone)
+        except KeyError:
+            missing.append(phone)
+    assert missing == []
+
+
 def test_every_arpabet_phone_has_a_viseme() -> None:
     assert [p for p in ARPABET_39 if p not in P.ARPABET] == []
 
@@ -83,6 +108,9 @@ def test_every_arpabet_phone_has_a_viseme() -> None:
         ("espeak-en", "oU", 8), ("espeak-en", "N", 20), ("espeak-en", "_:", 0),
         ("espeak-id", "a", 2), ("espeak-id", "n^", 19), ("espeak-id", "C", 16),
         ("festival-it", "a1", 2), ("festival-it", "tS", 16), ("festival-fi", "t:", 19),
+        ("festival-cs", "c~", 16), ("festival-cs", "a:", 2), ("festival-cs", "n*", 20),
+        ("festival-cs", "r~*", 13), ("festival-ca", "ax", 1), ("festival-ca", "O1", 3),
+        ("festival-ca", "J", 19),
     ],
 )  # fmt: skip
 def test_known_phones(table: str, phone: str, viseme: int) -> None:
@@ -91,6 +119,8 @@ def test_known_phones(table: str, phone: str, viseme: int) -> None:
 
 def test_modifier_takes_previous_viseme() -> None:
     assert P.phones_to_visemes("espeak-en", ["_", "m", ":", "A:"]) == [0, 21, 21, 2]
+    # Czech hiatus stroke ("_" between two vowels) keeps the vowel before it
+    assert P.phones_to_visemes("festival-cs", ["#", "a", "_", "o", "#"]) == [0, 2, 2, 8, 0]
 
 
 def test_unknown_phone_raises() -> None:

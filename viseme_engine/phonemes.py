@@ -9,7 +9,8 @@ Viseme IDs are Microsoft SAPI / Azure's 0-21 (PROTOCOLS.md section 3):
 Phone sets covered: espeak-ng mnemonics (as libespeak-ng reports them in
 phoneme events, English and Indonesian tables), ARPAbet as flite and
 festival's English voices print it, and the phone sets of the festival
-Italian (lp/pc diphone) and Finnish (suopuhe) voices. Mouth shapes follow
+Italian (lp/pc diphone), Finnish (suopuhe), Czech (Brailcom) and Catalan (UPC)
+voices. Mouth shapes follow
 articulation, so a phone of any language maps by where the lips and tongue are.
 
 Pure Python on purpose: the runtime may import this module.
@@ -129,14 +130,34 @@ FESTIVAL_IT: Mapping[str, int] = {
     "#": 0, "a": 2, "e": 4, "E": 4, "i": 6, "o": 8, "O": 3, "u": 7,
     "p": 21, "b": 21, "m": 21, "f": 18, "v": 18, "t": 19, "d": 19, "n": 19, "nf": 19,
     "ng": 20, "k": 20, "g": 20, "s": 15, "z": 15, "ts": 15, "dz": 15, "S": 16,
-    "tS": 16, "dZ": 16, "l": 14, "L": 14, "r": 13, "j": 6, "w": 7, "J": 19,
+    "tS": 16, "dZ": 16, "Z": 16, "l": 14, "L": 14, "r": 13, "j": 6, "w": 7, "J": 19,
     "gn": 19, "ll": 14,
 }  # fmt: skip
 FESTIVAL_FI: Mapping[str, int] = {
-    "#": 0, "a": 2, "e": 4, "i": 6, "o": 8, "u": 7, "y": 7, "ä": 1, "ö": 4,
+    "#": 0, "##": 0, "a": 2, "e": 4, "i": 6, "o": 8, "u": 7, "y": 7, "ä": 1, "ö": 4,
+    "@": 1, "7": 4, "&": 3, "T": 17, "D": 17, "L": 14, "Z": 16,
     "p": 21, "b": 21, "m": 21, "f": 18, "v": 18, "t": 19, "d": 19, "n": 19, "N": 20,
     "k": 20, "g": 20, "s": 15, "z": 15, "S": 16, "h": 12, "l": 14, "r": 13, "j": 6,
     "c": 20, "x": 20, "w": 7, "q": 20,
+}  # fmt: skip
+
+# --- festival Czech (Brailcom dita/krb/machac diphone) voices -------------
+# "~" marks palatal/postalveolar phones (t~ = ť, c~ = č, s~ = š, r~ = ř),
+# "*" an allophone (n* = ŋ before k/g, r~* = voiceless ř); "_" is the stroke
+# between two vowels in hiatus and keeps the mouth of the vowel before it.
+FESTIVAL_CS: Mapping[str, int] = {
+    "#": 0, "_": SAME_AS_PREVIOUS, "a": 2, "e": 4, "i": 6, "o": 8, "u": 7,
+    "p": 21, "b": 21, "m": 21, "f": 18, "v": 18, "t": 19, "d": 19, "n": 19, "t~": 19,
+    "d~": 19, "n~": 19, "n*": 20, "k": 20, "g": 20, "ch": 20, "h": 12, "c": 15,
+    "dz": 15, "s": 15, "z": 15, "c~": 16, "dz~": 16, "s~": 16, "z~": 16, "j": 6, "l": 14,
+    "r": 13, "r~": 13, "r~*": 13,
+}  # fmt: skip
+# --- festival Catalan (upc_ca_ona_hts, central Catalan) --------------------
+FESTIVAL_CA: Mapping[str, int] = {
+    "pau": 0, "#": 0, "_": 0, "ax": 1, "a": 2, "e": 4, "E": 4, "i": 6, "j": 6, "o": 8,
+    "O": 3, "u": 7, "w": 7, "p": 21, "b": 21, "m": 21, "f": 18, "t": 19, "d": 19,
+    "n": 19, "J": 19, "k": 20, "g": 20, "l": 14, "L": 14, "r": 13, "rr": 13, "s": 15,
+    "z": 15, "S": 16, "Z": 16,
 }  # fmt: skip
 
 TABLES: Mapping[str, Mapping[str, int]] = {
@@ -145,13 +166,15 @@ TABLES: Mapping[str, Mapping[str, int]] = {
     "arpabet": ARPABET,
     "festival-it": FESTIVAL_IT,
     "festival-fi": FESTIVAL_FI,
+    "festival-cs": FESTIVAL_CS,
+    "festival-ca": FESTIVAL_CA,
 }
 
 # Oral stops: espeak counts their silent closure in the phone before them, and
 # every synthesizer's burst follows a closure the mouth already shows.
 STOPS: frozenset[str] = frozenset(
     {"p", "b", "t", "d", "k", "g", "t#", "t2", "d#", "t[", "d[", "c", "J", "q", "?",
-     "tS", "dZ", "ch", "jh", "dx", "ts", "dz"}
+     "tS", "dZ", "ch", "jh", "dx", "ts", "dz", "t~", "d~", "c~", "dz~"}
 )  # fmt: skip
 
 
@@ -161,9 +184,10 @@ def phone_viseme(table: str, phone: str) -> int:
     if phone in mapping:
         return mapping[phone]
     # festival's lexical stress digit ("a1", "ey1") does not change the mouth
-    stripped = phone.rstrip("0123456789:")
-    if stripped and stripped in mapping:
-        return mapping[stripped]
+    # and neither does a length mark ("a:"; Finnish "7:" is a long ö)
+    for stripped in (phone.rstrip(":"), phone.rstrip("0123456789:")):
+        if stripped and stripped in mapping:
+            return mapping[stripped]
     raise KeyError(f"{table}: no viseme for phone {phone!r}")
 
 
