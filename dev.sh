@@ -85,7 +85,8 @@ case "${1:-}" in
         # label it (viseme_engine/training); the same set generates the training data.
         apt_install espeak-ng libespeak-ng1 espeak-ng-data flite festival \
             festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festvox-italp16k \
-            festvox-itapc16k festvox-suopuhe-lj festvox-suopuhe-mv fortunes \
+            festvox-itapc16k festvox-suopuhe-lj festvox-suopuhe-mv festvox-czech-dita \
+            festvox-czech-krb festvox-czech-machac festvox-ca-ona-hts fortunes \
             debian-reference-id hunspell-id sox \
             chromium fonts-dejavu-core  # the demo page's browser test (test_demo_browser.py)
         python_env "train,test"

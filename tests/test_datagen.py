@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from viseme_engine.training import datagen
+from viseme_engine.training import corpus, datagen, synth_festival
 
 KEYS = {"id", "path", "lang", "synth", "voice", "split", "text", "seconds"}
 
@@ -58,8 +58,8 @@ def test_tiny_english_run(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("synth", "voice"),
-    [("festival", "lp_diphone"), ("festival", "hy_fi_mv_diphone"), ("flite-p", "rms"),
-     ("espeak", "*")],
+    [("festival", "lp_diphone"), ("festival", "hy_fi_mv_diphone"), ("festival", "czech_krb"),
+     ("festival", "upc_ca_ona_hts"), ("flite-p", "rms"), ("espeak", "*")],
 )  # fmt: skip
 def test_every_indonesian_synthesizer_labels(tmp_path: Path, synth: str, voice: str) -> None:
     unit = datagen.Unit(0, "id", "heldout_sentences", synth, voice, seed=3, n_utts=3)
@@ -67,3 +67,26 @@ def test_every_indonesian_synthesizer_labels(tmp_path: Path, synth: str, voice: 
     assert len(rows) >= 2  # at most one dropped by the alignment check
     with np.load(tmp_path / str(rows[0]["path"])) as z:
         assert set(np.unique(z["labels"]).tolist()) & {2, 21}  # Indonesian a and p/b/m
+
+
+def test_english_data_has_foreign_real_speakers_reading_indonesian(tmp_path: Path) -> None:
+    unit = datagen.Unit(0, "en", "train", "festival-id", "czech_machac", seed=5, n_utts=3)
+    rows = datagen.run_unit(unit, tmp_path, base_seed=0)
+    assert len(rows) >= 2
+    train_id, _ = corpus.sentences("id", 0)
+    first_words = {" ".join(t.split()[:3]) for t in train_id}
+    assert all(" ".join(str(r["text"]).split()[:3]) in first_words for r in rows)
+    assert all(r["lang"] == "en" and r["synth"] == "festival-id" for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("voice", "want"),
+    [("czech_dita", ["#", "c~", "u", "c~", "u", "n~", "a", "n~", "i", "#"]),
+     ("upc_ca_ona_hts", ["pau", "t", "S", "u", "t", "S", "u", "J", "a1", "J", "i", "pau"])],
+)  # fmt: skip
+def test_respelt_indonesian_reads_as_indonesian(voice: str, want: list[str]) -> None:
+    # "cucu nyanyi": c is [tS] and ny is [J]; the Czech voice needs ISO-8859-2 for "č"
+    text = synth_festival.respell_indonesian("Cucu nyanyi.", voice)
+    syn = synth_festival.synth_batch(voice, [text], [1.0])[0]
+    assert syn is not None
+    assert syn.phones == want

@@ -11,7 +11,9 @@ Output (the training code reads exactly this):
       phone_visemes (uint8)
 
 Splits:
-  train              training voices, training sentences
+  train              training voices, training sentences; English adds festival's
+      Italian, Finnish, Czech and Catalan real-speaker voices reading respelt
+      Indonesian ("festival-id"): more human vocal tracts, labelled by their own phones
   heldout_sentences  training voices, sentences never used in training (hash split)
   heldout_voices     voices never used in training, held-out sentences:
       en: flite rms (male, clustergen), festival ked_diphone (male, diphone),
@@ -61,16 +63,23 @@ _HELDOUT_VARIANTS = ("f5", "klatt4")
 # (synth, voice, weight) per language and split
 _VOICES: dict[str, dict[str, list[tuple[str, str, float]]]] = {
     "en": {
-        "train": [("espeak", "*", 0.40), ("flite", "slt", 0.08), ("flite", "awb", 0.08),
-                  ("flite", "kal16", 0.07), ("flite", "kal", 0.05),
-                  ("festival", "kal_diphone", 0.12), ("festival", "cmu_us_slt_arctic_hts", 0.20)],
+        "train": [("espeak", "*", 0.30), ("flite", "slt", 0.06), ("flite", "awb", 0.06),
+                  ("flite", "kal16", 0.06), ("flite", "kal", 0.04),
+                  ("festival", "kal_diphone", 0.10), ("festival", "cmu_us_slt_arctic_hts", 0.14),
+                  # real speakers of other languages reading respelt Indonesian
+                  ("festival-id", "lp_diphone", 0.04), ("festival-id", "pc_diphone", 0.04),
+                  ("festival-id", "suo_fi_lj_diphone", 0.04), ("festival-id", "czech_dita", 0.04),
+                  ("festival-id", "czech_krb", 0.04), ("festival-id", "czech_machac", 0.04),
+                  ("festival-id", "upc_ca_ona_hts", 0.04)],
         "heldout_voices": [("flite", "rms", 1.0), ("festival", "ked_diphone", 1.0),
                            ("espeak", "*", 1.0)],
     },
     "id": {
-        "train": [("espeak", "*", 0.40), ("festival", "lp_diphone", 0.12),
-                  ("festival", "pc_diphone", 0.12), ("festival", "suo_fi_lj_diphone", 0.12),
-                  ("flite-p", "awb", 0.08), ("flite-p", "slt", 0.08), ("flite-p", "kal16", 0.08)],
+        "train": [("espeak", "*", 0.32), ("festival", "lp_diphone", 0.08),
+                  ("festival", "pc_diphone", 0.08), ("festival", "suo_fi_lj_diphone", 0.08),
+                  ("festival", "czech_dita", 0.06), ("festival", "czech_krb", 0.06),
+                  ("festival", "czech_machac", 0.06), ("festival", "upc_ca_ona_hts", 0.06),
+                  ("flite-p", "awb", 0.06), ("flite-p", "slt", 0.06), ("flite-p", "kal16", 0.06)],
         "heldout_voices": [("festival", "hy_fi_mv_diphone", 1.0), ("flite-p", "rms", 1.0),
                            ("espeak", "*", 1.0)],
     },
@@ -158,9 +167,9 @@ def _synthesize(
             else:
                 syn = synth_flite.synth(unit.voice, text=text, stretch=stretch, f0_mean=f0)
             out.append((unit.voice, "arpabet", syn))
-    elif unit.synth == "festival":
+    elif unit.synth in ("festival", "festival-id"):
         table = synth_festival.VOICES[unit.voice]
-        if unit.lang == "id":
+        if unit.lang == "id" or unit.synth == "festival-id":
             texts = [synth_festival.respell_indonesian(t, unit.voice) for t in texts]
         stretches = [rng.uniform(0.8, 1.25) for _ in texts]
         for maybe in synth_festival.synth_batch(unit.voice, texts, stretches):
@@ -205,11 +214,16 @@ def to_example(syn: Synthesis, table: str) -> dict[str, np.ndarray]:
 _POOLS: dict[tuple[str, int], tuple[list[str], list[str]]] = {}
 
 
+def _text_lang(unit: Unit) -> str:
+    """The language of the sentences a unit reads ("festival-id": Indonesian)."""
+    return "id" if unit.synth == "festival-id" else unit.lang
+
+
 def run_unit(unit: Unit, out: Path, base_seed: int) -> list[dict[str, object]]:
     """Synthesize one unit's utterances and write their .npz files; manifest rows back."""
-    key = (unit.lang, base_seed)
+    key = (_text_lang(unit), base_seed)
     if key not in _POOLS:
-        _POOLS[key] = corpus.sentences(unit.lang, base_seed)
+        _POOLS[key] = corpus.sentences(*key)
     train_pool, held_pool = _POOLS[key]
     rng = random.Random(unit.seed)  # noqa: S311
     pool = train_pool if unit.split == "train" else held_pool

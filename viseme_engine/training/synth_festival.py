@@ -4,9 +4,11 @@ A scheme script synthesizes each text, saves the wave and prints
 "phone:end" for every segment; one festival process handles a whole batch
 because its start-up costs more than a short utterance.
 
-Indonesian is read by the Italian and Finnish voices after respelling it in
-their orthography: both languages spell nearly phonemically with five vowels,
-so their letter-to-sound rules then produce Indonesian-like phones.
+Indonesian is read by the Italian, Finnish, Czech and Catalan voices after
+respelling it in their orthography: the four languages spell nearly
+phonemically, so their letter-to-sound rules then produce Indonesian-like
+phones. Whatever a voice makes of a text, the labels are its own segments, so
+they always match its audio.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ VOICES: dict[str, str] = {
     "pc_diphone": "festival-it",
     "suo_fi_lj_diphone": "festival-fi",
     "hy_fi_mv_diphone": "festival-fi",
+    "czech_dita": "festival-cs",
+    "czech_krb": "festival-cs",
+    "czech_machac": "festival-cs",
+    "upc_ca_ona_hts": "festival-ca",
 }
 
 
@@ -102,7 +108,9 @@ def _synth_parts(voice: str, texts: Sequence[str], stretch: Sequence[float]) -> 
                 '(format t "\\n")',
             ]
         script = Path(tmp) / "batch.scm"
-        script.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        # the Czech voices read ISO-8859-2 (UTF-8 "č" would be spelt out letter by letter)
+        encoding = "iso-8859-2" if VOICES[voice] == "festival-cs" else "utf-8"
+        script.write_text("\n".join(lines) + "\n", encoding=encoding, errors="replace")
         res = subprocess.run(  # noqa: S603
             ["festival", "--batch", str(script)],  # noqa: S607
             capture_output=True, text=True, check=True, timeout=60 + 20 * len(texts),
@@ -148,6 +156,17 @@ _TO_FINNISH = (
     (r"j", "dj"), (r"y", "j"),
 )  # fmt: skip
 
+# Indonesian spelling -> Czech spelling (c is ts and j is y in Czech).
+_TO_CZECH = (
+    (r"c", "č"), (r"ny", "ň"), (r"sy", "š"), (r"kh", "ch"), (r"j", "dž"), (r"y", "j"),
+    (r"w", "u"), (r"q", "k"), (r"x", "ks"),
+)  # fmt: skip
+# Indonesian spelling -> central Catalan spelling (ny is ɲ in both).
+_TO_CATALAN = (
+    (r"sy", "x"), (r"kh", "k"), (r"c", "tx"), (r"j", "tj"), (r"(?<!n)y", "i"), (r"w", "u"),
+    (r"g(?=[ei])", "gu"), (r"k(?=[ei])", "qu"), (r"k", "c"), (r"(?<![" + _V + "])h", ""),
+)  # fmt: skip
+
 
 def respell_indonesian(text: str, voice: str) -> str:
     """Indonesian text spelled so that `voice`'s letter-to-sound reads it right."""
@@ -158,4 +177,8 @@ def respell_indonesian(text: str, voice: str) -> str:
     if VOICES.get(voice) == "festival-fi":
         # "nj" from "ny" must survive the j rule: protect it first
         return _sub_all(lower.replace("ny", "\x01"), _TO_FINNISH).replace("\x01", "nj")
+    if VOICES.get(voice) == "festival-cs":
+        return _sub_all(lower, _TO_CZECH)
+    if VOICES.get(voice) == "festival-ca":
+        return _sub_all(lower, _TO_CATALAN)
     raise ValueError(f"no Indonesian respelling for {voice!r}")
