@@ -14,7 +14,7 @@ pytest.importorskip("onnx")
 from viseme_engine.onnx_model import OnnxVisemeModel  # noqa: E402
 from viseme_engine.training import train as train_mod  # noqa: E402
 from viseme_engine.training.augment import AugmentConfig, augment  # noqa: E402
-from viseme_engine.training.export import export_onnx  # noqa: E402
+from viseme_engine.training.export import export_onnx, load_onnx  # noqa: E402
 from viseme_engine.training.model import ModelConfig, VisemeNet  # noqa: E402
 
 
@@ -80,6 +80,33 @@ def test_onnx_matches_pytorch(tmp_path: Path) -> None:
     np.testing.assert_allclose(logits, ref.numpy(), atol=1e-4)
     for got, want in zip(state.values(), ref_state, strict=True):
         np.testing.assert_allclose(got, want.numpy(), atol=1e-4)
+
+
+def test_load_onnx_recovers_every_parameter(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    net = VisemeNet(ModelConfig(channels=40, kernel=3)).eval()
+    with torch.no_grad():  # non-zero biases and norms, so a swapped tensor would show
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    path = tmp_path / "m.onnx"
+    export_onnx(net, path, "en", "test")
+    back = load_onnx(path)
+    assert back.cfg == net.cfg
+    want, got = net.state_dict(), back.state_dict()
+    assert set(got) == set(want)
+    for name, tensor in want.items():
+        torch.testing.assert_close(got[name], tensor, msg=name)
+
+
+def test_shipped_model_loads_for_fine_tuning() -> None:
+    path = Path(__file__).parents[1] / "viseme_engine" / "models" / "default.onnx"
+    net = load_onnx(path)
+    model = OnnxVisemeModel.from_path(path)
+    audio = (np.random.default_rng(4).standard_normal((1, 160 * 90)) * 0.1).astype(np.float32)
+    logits, _ = model.run(audio, model.init_state(1))
+    with torch.no_grad():
+        ref, _ = net(torch.from_numpy(audio), net.init_state(1))
+    np.testing.assert_allclose(logits, ref.numpy(), atol=1e-4)
 
 
 def test_augment_keeps_audio_and_labels_aligned() -> None:

@@ -33,6 +33,38 @@ def load_checkpoint(path: Path) -> VisemeNet:
     return net.eval()
 
 
+def load_onnx(path: Path) -> VisemeNet:
+    """The network of an exported model file, for fine-tuning a shipped model.
+
+    The exporter keeps parameter names for biases and norms but folds the
+    matrices (transposed) and the depthwise taps into anonymous initializers;
+    those are found through the nodes that use them, by the nodes' scope names.
+    """
+    model = onnx.load(str(path))
+    meta = {p.key: p.value for p in model.metadata_props}
+    net = VisemeNet(ModelConfig.from_dict(json.loads(meta["model_config"])))
+    arrays = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    state = {k.removeprefix("net."): torch.from_numpy(v.copy()) for k, v in arrays.items()
+             if k.startswith("net.")}  # fmt: skip
+    taps: dict[str, dict[int, torch.Tensor]] = {}
+    for node in model.graph.node:
+        weight = next((i for i in node.input if i in arrays and not i.startswith("net.")), None)
+        if weight is None:
+            continue
+        scope, _, op = node.name.removeprefix("/net/").rpartition("/")
+        tensor = torch.from_numpy(arrays[weight].copy())
+        if op == "MatMul":  # Linear: x @ W.T is stored as W.T
+            state[f"{scope.replace('/', '.')}.weight"] = tensor.T.contiguous()
+        elif op.startswith("Mul"):  # taps in forward() order: last, then 0, 1, ...
+            taps.setdefault(scope, {})[int(op.partition("_")[2] or -1)] = tensor
+    kernel = net.cfg.kernel
+    for scope, by_order in taps.items():
+        ordered = [by_order[k] for k in sorted(by_order)]
+        state[f"{scope}.dw_weight"] = torch.stack([*ordered[1:kernel], ordered[0]])
+    net.load_state_dict(state)
+    return net.eval()
+
+
 def export_onnx(net: VisemeNet, out: Path, language: str, version: str) -> None:
     net = net.eval()
     shapes = net.state_shapes()

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, IterableDataset
 
 from viseme_engine.training.augment import AugmentConfig, augment
-from viseme_engine.training.export import export_onnx
+from viseme_engine.training.export import export_onnx, load_onnx
 from viseme_engine.training.model import HOP, ModelConfig, VisemeNet, mel_filterbank
 
 log = logging.getLogger("viseme_engine.training")
@@ -163,7 +163,11 @@ def train(args: argparse.Namespace) -> Path:
     )
     cfg = ModelConfig(channels=args.channels)
     net = VisemeNet(cfg)
-    if args.init:
+    if args.init and args.init.suffix == ".onnx":  # a shipped model, e.g. to add voices
+        net = load_onnx(args.init).train()
+        cfg = net.cfg
+        log.info("initialised from %s", args.init)
+    elif args.init:
         net.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=True)["model"])
         log.info("initialised from %s", args.init)
     else:
@@ -256,7 +260,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--minutes", type=float, default=65.0)
     ap.add_argument("--steps", type=int, default=0, help="fixed step count (overrides --minutes)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--init", type=Path, help="checkpoint to fine-tune from")
+    ap.add_argument("--init", type=Path, help="checkpoint (.pt) or model (.onnx) to fine-tune from")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--smoothing", type=float, default=0.05)
