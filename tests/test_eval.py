@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from viseme_engine import eval as ev
+from viseme_engine import phone_errors
 from viseme_engine.training import synth_flite
 from viseme_engine.training.baseline import PhoneLoopBaseline
 from viseme_engine.training.datagen import to_example
@@ -99,3 +100,40 @@ def test_baseline_recognises_a_short_clip() -> None:
     # a phone recognizer on clean synthetic speech: far above chance (1/21)
     assert m["acc22_speech"] > 0.3
     assert m["bilabial_recall"] >= 0.5
+
+
+def test_phone_errors_count_wrong_speech_frames_per_phone() -> None:
+    # 10 ms frames: pau m m a a a n n pau (phone ends in seconds)
+    phones = ["pau", "m", "a", "n", "pau"]
+    ends = np.array([0.01, 0.03, 0.06, 0.08, 0.09])
+    ref = np.array([0, 21, 21, 2, 2, 2, 19, 19, 0])
+    pred = np.array([21, 21, 21, 2, 1, 2, 21, 21, 0])  # the silence error does not count
+    errs = phone_errors.PhoneErrors()
+    errs.add(phones, ends, ref, pred)
+    assert errs.speech == 7
+    rows = errs.rows(top=5)
+    assert [r[0] for r in rows] == ["n", "a"]  # costliest first; m has no errors
+    _, frames, share, cost, confusions = rows[0]
+    assert (frames, share) == (2, 1.0)
+    assert cost == pytest.approx(100 * 2 / 7)
+    assert confusions == [(21, 2)]
+    assert rows[1][4] == [(1, 1)]
+
+
+def test_phone_errors_command_on_a_generated_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write_set(tmp_path)
+    for npz in tmp_path.glob("*/*.npz"):  # one phone ("x") over the whole clip
+        with np.load(npz) as z:
+            arrays = dict(z)
+        np.savez(npz, **arrays, phones=np.array(["x"]), phone_ends=np.array([9.0], np.float32))
+    model = str(Path(ev.__file__).parent / "models" / "default.onnx")
+    args = ["--data", str(tmp_path), "--model", model]
+    assert phone_errors.main([*args, "--set", "heldout_voices"]) == 2  # matches three sets
+    assert phone_errors.main([*args, "--set", "flite rms"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    speech = int(np.count_nonzero(REF))
+    assert out[0] == f"en heldout_voices flite rms: 1 utterances, {speech} speech frames"
+    # silent audio: every speech frame is wrong, and all of them belong to "x"
+    assert out[1].split()[:4] == ["x", str(speech), "frames", "100%"]

@@ -215,7 +215,7 @@ def table(results: Sequence[Result], markdown: bool) -> str:
                      for r in [head, *lines])  # fmt: skip
 
 
-def _load_model(path: str, threads: int) -> Predictor:
+def predictor_from_path(path: str, threads: int) -> Predictor:
     from viseme_engine.onnx_model import OnnxVisemeModel  # onnxruntime only when a model is given
 
     model = OnnxVisemeModel.from_path(path, threads=threads)
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     models: dict[str, Predictor] = {}
     for spec in args.model:
         lang, sep, path = spec.partition("=")
-        models[lang if sep else "*"] = _load_model(path if sep else spec, args.threads)
+        models[lang if sep else "*"] = predictor_from_path(path if sep else spec, args.threads)
     baseline: Predictor | None = None
     if not args.no_baseline:
         from viseme_engine.training.baseline import PhoneLoopBaseline
