@@ -23,7 +23,7 @@ import numpy as np
 
 from viseme_engine.eval import Predictor, fit_length, load_sets, predictor_from_path
 from viseme_engine.phonemes import SILENCE
-from viseme_engine.training.labels import HOP, RATE
+from viseme_engine.training.labels import frame_phones
 
 
 @dataclass
@@ -33,8 +33,7 @@ class PhoneErrors:
     wrong: dict[str, Counter[int]] = field(default_factory=dict)
 
     def add(self, phones: list[str], ends: np.ndarray, ref: np.ndarray, pred: np.ndarray) -> None:
-        centres = (np.arange(len(ref)) * HOP + HOP / 2) / RATE
-        at = np.minimum(np.searchsorted(ends, centres, side="right"), len(phones) - 1)
+        at = np.minimum(frame_phones(len(ref), ends), len(phones) - 1)
         for i in np.flatnonzero(ref != SILENCE):
             phone = phones[at[i]]
             self.speech += 1

@@ -169,7 +169,7 @@ def _synthesize(
             out.append((unit.voice, "arpabet", syn))
     elif unit.synth in ("festival", "festival-id"):
         table = synth_festival.VOICES[unit.voice]
-        if unit.lang == "id" or unit.synth == "festival-id":
+        if _text_lang(unit) == "id":
             texts = [synth_festival.respell_indonesian(t, unit.voice) for t in texts]
         stretches = [rng.uniform(0.8, 1.25) for _ in texts]
         for maybe in synth_festival.synth_batch(unit.voice, texts, stretches):

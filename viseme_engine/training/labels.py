@@ -115,11 +115,14 @@ def end_bilabials_at_release(
     return new_ends
 
 
+def frame_phones(n_frames: int, ends: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Index of the phone active at each 10 ms frame's centre; len(ends) past the last."""
+    centres = (np.arange(n_frames) * HOP + HOP / 2) / RATE
+    return np.searchsorted(np.asarray(ends, dtype=np.float64), centres, side="right")
+
+
 def frame_labels(n_samples: int, ends: Sequence[float], visemes: Sequence[int]) -> np.ndarray:
     """Viseme per 10 ms frame of a 16 kHz signal of `n_samples` samples."""
-    n_frames = -(-n_samples // HOP)
-    centres = (np.arange(n_frames) * HOP + HOP / 2) / RATE
-    ends_arr = np.asarray(ends, dtype=np.float64)
-    idx = np.searchsorted(ends_arr, centres, side="right")
+    idx = frame_phones(-(-n_samples // HOP), ends)
     vis = np.append(np.asarray(visemes, dtype=np.uint8), np.uint8(SILENCE))
     return np.asarray(vis[np.minimum(idx, len(visemes))], dtype=np.uint8)

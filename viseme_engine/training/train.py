@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, IterableDataset
 
 from viseme_engine.training.augment import AugmentConfig, augment
-from viseme_engine.training.export import export_onnx, load_onnx
+from viseme_engine.training.export import export_onnx, load_checkpoint, load_onnx
 from viseme_engine.training.model import HOP, ModelConfig, VisemeNet, mel_filterbank
 
 log = logging.getLogger("viseme_engine.training")
@@ -161,17 +161,14 @@ def train(args: argparse.Namespace) -> Path:
         sum(len(lab) for _, lab in train_utts) / 360000,
         len(val),
     )
-    cfg = ModelConfig(channels=args.channels)
-    net = VisemeNet(cfg)
-    if args.init and args.init.suffix == ".onnx":  # a shipped model, e.g. to add voices
-        net = load_onnx(args.init).train()
-        cfg = net.cfg
-        log.info("initialised from %s", args.init)
-    elif args.init:
-        net.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=True)["model"])
-        log.info("initialised from %s", args.init)
-    else:
+    if args.init is None:
+        net = VisemeNet(ModelConfig(channels=args.channels))
         estimate_global_mean(net, train_utts)
+    else:  # a checkpoint, or a shipped model (e.g. to add voices); its config wins
+        loader_fn = load_onnx if args.init.suffix == ".onnx" else load_checkpoint
+        net = loader_fn(args.init).train()
+        log.info("initialised from %s", args.init)
+    cfg = net.cfg
     la = cfg.lookahead_frames
     fbs = torch.from_numpy(
         np.stack([mel_filterbank(cfg.n_mels, cfg.fmin, cfg.fmax, w) for w in WARPS])
@@ -218,9 +215,7 @@ def train(args: argparse.Namespace) -> Path:
             last_eval = time.monotonic()
     best = evaluate(net, val, val_deg, la, out, step, best)
     save(net, out / "last.pt", {"step": step})
-    best_net = VisemeNet(cfg)
-    best_net.load_state_dict(torch.load(out / "best.pt", weights_only=True)["model"])
-    export_onnx(best_net, out / "model.onnx", args.language, args.version)
+    export_onnx(load_checkpoint(out / "best.pt"), out / "model.onnx", args.language, args.version)
     log.info(
         "done: %d steps in %.1f min, best val %.4f, exported %s",
         step,
