@@ -137,3 +137,32 @@ def test_phone_errors_command_on_a_generated_set(
     assert out[0] == f"en heldout_voices flite rms: 1 utterances, {speech} speech frames"
     # silent audio: every speech frame is wrong, and all of them belong to "x"
     assert out[1].split()[:4] == ["x", str(speech), "frames", "100%"]
+
+
+def test_bilabial_precision_and_silence_on_hand_checked_frames() -> None:
+    #          0  1  2   3   4  5  6   7  8  9 10 11
+    ref = np.array([0, 0, 1, 21, 21, 1, 1, 1, 1, 1, 0, 0])
+    pred = np.array([0, 1, 1, 1, 21, 1, 1, 1, 21, 1, 1, 0])
+    c = ev.Counts()
+    c.add(ref, pred)
+    m = c.metrics()
+    # predicted closures at 4 (on a labelled one) and 8 (40 ms after it ends at 5): 1 of 2
+    assert m["bilabial_precision"] == pytest.approx(1 / 2)
+    assert m["bilabial_recall"] == 1.0
+    # silence frames 0, 1, 10, 11: 0 and 11 shown as silence
+    assert m["silence"] == pytest.approx(2 / 4)
+
+
+def test_best_shift_is_chosen_within_the_bound(tmp_path: Path) -> None:
+    _write_set(tmp_path)  # every utterance is labelled REF
+    late = np.concatenate([[0, 0], REF[:-2]])  # a perfect timeline, 20 ms late
+    for bound, shift, acc in ((2, -20.0, 1.0), (1, -10.0, None), (0, 0.0, None)):
+        results = ev.run([tmp_path], {"en": lambda a: late}, 10, None, max_shift=bound)
+        first = results[0][3]
+        assert first["shift_ms"] == shift
+        if acc is not None:
+            assert first["acc15_speech"] == acc
+        else:
+            assert first["acc15_speech"] < 1.0
+    assert ev.shifted(np.array([1, 2, 3]), 1).tolist() == [0, 1, 2]
+    assert ev.shifted(np.array([1, 2, 3]), -1).tolist() == [2, 3, 0]

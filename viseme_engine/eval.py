@@ -4,9 +4,11 @@
         --model en=viseme_engine/models/en.onnx --model id=viseme_engine/models/id.onnx \\
         [--max-utts 60] [--no-baseline] [--markdown]
 
-Sets: per language, `heldout_sentences` (training voices, unseen sentences) and
-`heldout_voices` split by voice (voices no training data came from), each
-capped at --max-utts utterances (the first ones in manifest order).
+Sets: per language, `heldout_sentences` (training voices, unseen sentences),
+`heldout_voices` split by voice (voices no training data came from) and
+`heldout_real` split by corpus (real recordings of speakers never trained on;
+realspeech.py), each capped at --max-utts utterances (the first ones in
+manifest order). Several data dirs of one language add their sets side by side.
 
 Metrics, all on 10 ms frames with the labels of the data set as reference:
   acc22 speech   22-class accuracy over frames labelled as speech (label != 0)
@@ -14,13 +16,20 @@ Metrics, all on 10 ms frames with the labels of the data set as reference:
   acc15 speech   accuracy after mapping both sides to the Meta/Oculus 15 visemes
   bilabial rec.  share of labelled p/b/m segments (runs of viseme 21) with a
                  predicted 21 within 30 ms of the segment (on either side)
+  bilabial prec. share of predicted p/b/m segments with a labelled 21 within
+                 30 ms of them
+  silence        share of frames labelled silence that are predicted silence
   onset ms       median |t_pred - t_ref| over labelled viseme onsets (a frame
                  whose label differs from the previous one, silence included)
                  matched to the nearest predicted onset of the SAME viseme
                  within 100 ms; onsets with no such match are left out and
                  counted in `onset hit`, the matched share
 Every set also runs the pocketsphinx phone-loop baseline (Rhubarb's phonetic
-recognizer) on the same audio. It only has an English acoustic model; on
+recognizer) on the same audio. With --max-offset-ms, each system is scored at
+the constant shift of its predictions (in 10 ms steps, within the bound) that
+gives it the best acc15 speech on the set, as independent evaluations do,
+since reference conventions differ by 10-20 ms between labelled sets; the
+`shift ms` column says which. It only has an English acoustic model; on
 Indonesian it plays the role Rhubarb's phonetic mode plays for non-English
 dialogue (English phones standing in for the language's sounds).
 """
@@ -42,6 +51,7 @@ from viseme_engine.phonemes import BILABIAL, SAPI_TO_OCULUS, SILENCE
 Predictor = Callable[[np.ndarray], np.ndarray]
 
 BILABIAL_TOL = 3  # frames: 30 ms
+REAL_CORPORA = frozenset({"ljspeech", "commonvoice", "kokoro"})  # realspeech.py's `synth` names
 ONSET_WINDOW = 10  # frames: 100 ms
 _OCULUS = np.asarray(SAPI_TO_OCULUS, dtype=np.int64)
 
@@ -57,8 +67,13 @@ class Counts:
     speech_correct15: int = 0
     bilabials: int = 0
     bilabial_hits: int = 0
+    pred_bilabials: int = 0
+    pred_bilabial_hits: int = 0
+    silence: int = 0
+    silence_correct: int = 0
     onsets: int = 0
     onset_errors_ms: list[float] = field(default_factory=list)
+    shift_ms: int | None = 0  # the shift applied to the predictions; None: several
 
     def add(self, ref: np.ndarray, pred: np.ndarray) -> None:
         pred = fit_length(pred, len(ref))
@@ -71,10 +86,12 @@ class Counts:
         self.speech_correct15 += int(((_OCULUS[ref] == _OCULUS[pred]) & sp).sum())
         segs = runs(ref, BILABIAL)
         self.bilabials += len(segs)
-        self.bilabial_hits += sum(
-            bool(np.any(pred[max(0, s - BILABIAL_TOL) : e + BILABIAL_TOL] == BILABIAL))
-            for s, e in segs
-        )
+        self.bilabial_hits += _near(segs, pred)
+        pred_segs = runs(pred, BILABIAL)
+        self.pred_bilabials += len(pred_segs)
+        self.pred_bilabial_hits += _near(pred_segs, ref)
+        self.silence += int((~sp).sum())
+        self.silence_correct += int((ok & ~sp).sum())
         ref_on, pred_on = onsets(ref), onsets(pred)
         self.onsets += sum(len(f) for f in ref_on.values())
         self.onset_errors_ms += onset_errors_ms(ref_on, pred_on)
@@ -82,6 +99,7 @@ class Counts:
     def merged(self, other: Counts) -> Counts:
         """The statistics of both sets together."""
         out = Counts(onset_errors_ms=self.onset_errors_ms + other.onset_errors_ms)
+        out.shift_ms = self.shift_ms if self.shift_ms == other.shift_ms else None
         for f in _COUNT_FIELDS:
             setattr(out, f, getattr(self, f) + getattr(other, f))
         return out
@@ -96,13 +114,35 @@ class Counts:
             "acc22_all": ratio(self.correct, self.frames),
             "acc15_speech": ratio(self.speech_correct15, self.speech),
             "bilabial_recall": ratio(self.bilabial_hits, self.bilabials),
+            "bilabial_precision": ratio(self.pred_bilabial_hits, self.pred_bilabials),
+            "silence": ratio(self.silence_correct, self.silence),
             "onset_ms": float(np.median(errs)) if errs else float("nan"),
             "onset_hit": ratio(len(errs), self.onsets),
+            "shift_ms": float("nan") if self.shift_ms is None else float(self.shift_ms),
         }
 
 
 _COUNT_FIELDS = ("frames", "correct", "speech", "speech_correct", "speech_correct15",
-                 "bilabials", "bilabial_hits", "onsets")  # fmt: skip
+                 "bilabials", "bilabial_hits", "pred_bilabials", "pred_bilabial_hits",
+                 "silence", "silence_correct", "onsets")  # fmt: skip
+
+
+def _near(segs: list[tuple[int, int]], other: np.ndarray) -> int:
+    """How many of `segs` have a bilabial frame of `other` within 30 ms."""
+    return sum(
+        bool(np.any(other[max(0, s - BILABIAL_TOL) : e + BILABIAL_TOL] == BILABIAL))
+        for s, e in segs
+    )
+
+
+def shifted(pred: np.ndarray, frames: int) -> np.ndarray:
+    """Predictions moved `frames` later (earlier if negative), silence filling the gap."""
+    if frames == 0:
+        return pred
+    fill = np.full(abs(frames), SILENCE, pred.dtype)
+    if frames > 0:
+        return np.concatenate([fill, pred[:-frames]])
+    return np.concatenate([pred[-frames:], fill])
 
 
 def fit_length(pred: np.ndarray, n: int) -> np.ndarray:
@@ -153,13 +193,20 @@ def load_sets(data_dir: Path, max_utts: int) -> list[EvalSet]:
     if not rows:
         return []
     lang = str(rows[0]["lang"])
-    sentences = [data_dir / r["path"] for r in rows if r["split"] == "heldout_sentences"]
-    sets = [EvalSet(f"{lang} heldout_sentences", lang, sentences)]
+    sentences = [r for r in rows if r["split"] == "heldout_sentences"]
+    corpora = {str(r["synth"]) for r in sentences} & REAL_CORPORA
+    name = f"{lang} heldout_sentences" + "".join(f" {c}" for c in sorted(corpora))
+    sets = [EvalSet(name, lang, [data_dir / r["path"] for r in sentences])]
     groups: dict[str, list[Path]] = {}
     for r in rows:
         if r["split"] == "heldout_voices":
             groups.setdefault(voice_group(r["synth"], r["voice"]), []).append(data_dir / r["path"])
     sets += [EvalSet(f"{lang} heldout_voices {g}", lang, p) for g, p in sorted(groups.items())]
+    real: dict[str, list[Path]] = {}
+    for r in rows:
+        if r["split"] == "heldout_real":
+            real.setdefault(str(r["synth"]), []).append(data_dir / r["path"])
+    sets += [EvalSet(f"{lang} heldout_real {c}", lang, p) for c, p in sorted(real.items())]
     return [EvalSet(s.name, s.lang, s.paths[:max_utts]) for s in sets if s.paths]
 
 
@@ -170,20 +217,33 @@ def voice_group(synth: str, voice: str) -> str:
     return f"{synth} {voice}"
 
 
-def evaluate(paths: Iterable[Path], predictors: Sequence[Predictor]) -> list[Counts]:
-    counts = [Counts() for _ in predictors]
+def evaluate(
+    paths: Iterable[Path], predictors: Sequence[Predictor], max_shift: int = 0
+) -> list[Counts]:
+    """Counts per predictor, each at its best shift within +-max_shift frames."""
+    shifts = range(-max_shift, max_shift + 1)
+    counts = [[Counts() for _ in shifts] for _ in predictors]
     for path in paths:
         with np.load(path) as z:
             audio = z["audio"].astype(np.float32) / 32768.0
             ref = z["labels"].astype(np.int64)
-        for c, predict in zip(counts, predictors, strict=True):
-            c.add(ref, predict(audio))
-    return counts
+        for per_shift, predict in zip(counts, predictors, strict=True):
+            pred = fit_length(predict(audio), len(ref))
+            for c, k in zip(per_shift, shifts, strict=True):
+                c.add(ref, shifted(pred, k))
+    best = []
+    for per_shift in counts:
+        i = int(np.argmax([np.nan_to_num(c.metrics()["acc15_speech"]) for c in per_shift]))
+        per_shift[i].shift_ms = 10 * shifts[i]
+        best.append(per_shift[i])
+    return best
 
 
 COLUMNS = (("acc22_speech", "acc22 sp", True), ("acc22_all", "acc22 all", True),
            ("acc15_speech", "acc15 sp", True), ("bilabial_recall", "bilab rec", True),
-           ("onset_ms", "onset ms", False), ("onset_hit", "onset hit", True))  # fmt: skip
+           ("bilabial_precision", "bilab prec", True), ("silence", "silence", True),
+           ("onset_ms", "onset ms", False), ("onset_hit", "onset hit", True),
+           ("shift_ms", "shift ms", False))  # fmt: skip
 
 
 def _fmt(v: float, pct: bool) -> str:
@@ -231,6 +291,7 @@ def run(
     models: dict[str, Predictor],
     max_utts: int,
     baseline: Predictor | None,
+    max_shift: int = 0,
 ) -> list[Result]:
     """Evaluate every set of every data dir, with the baseline where one is given.
 
@@ -246,7 +307,7 @@ def run(
             lang = s.lang
             model = models.get(s.lang) or models.get("*") or _silence
             preds = [model] + ([baseline] if baseline is not None else [])
-            counts = evaluate(s.paths, preds)
+            counts = evaluate(s.paths, preds, max_shift)
             results.append(_result(s.name, len(s.paths), counts))
             if " heldout_voices " in s.name:
                 if pooled:
@@ -273,6 +334,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads per model")
+    ap.add_argument(
+        "--max-offset-ms",
+        type=int,
+        default=0,
+        help="score each system at its best constant shift within this bound",
+    )
     args = ap.parse_args(argv)
     models: dict[str, Predictor] = {}
     for spec in args.model:
@@ -285,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         baseline = PhoneLoopBaseline()
     if not models:
         print("no --model: the model column is the all-silence predictor", file=sys.stderr)
-    print(table(run(args.data, models, args.max_utts, baseline), args.markdown))
+    results = run(args.data, models, args.max_utts, baseline, args.max_offset_ms // 10)
+    print(table(results, args.markdown))
     return 0
 
 
