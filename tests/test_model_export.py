@@ -119,3 +119,49 @@ def test_augment_keeps_audio_and_labels_aligned() -> None:
         assert len(a) == 160 * len(lab)
         assert np.all(np.abs(a) <= 1.0)
         assert np.isfinite(a).all()
+
+
+def test_codec_round_trip_keeps_speech_on_its_labels() -> None:
+    from viseme_engine.training.augment import best_lag, codec_roundtrip
+    from viseme_engine.training.synth_flite import synth
+
+    syn = synth("slt", text="Bob may pay my mom a penny.")
+    import soxr
+
+    speech = soxr.resample(syn.audio.astype(np.float32) / 32768.0, syn.rate, 16000)
+    rng = np.random.default_rng(5)
+    for _ in range(6):  # both codecs, several bitrates
+        out = codec_roundtrip(speech.astype(np.float32), rng)
+        assert out.dtype == np.float32
+        assert len(out) == len(speech)
+        assert abs(best_lag(speech, out, 1600)) <= 16  # within 1 ms: labels still fit
+        assert np.corrcoef(speech, out)[0, 1] > 0.8
+
+
+def test_training_draws_from_every_data_dir_and_masks_unknown_frames(tmp_path: Path) -> None:
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+    _fake_dataset(tmp_path / "a")
+    _fake_dataset(tmp_path / "b", n=8)
+    for row in (tmp_path / "b" / "manifest.jsonl").read_text().splitlines():
+        path = tmp_path / "b" / json.loads(row)["path"]
+        with np.load(path) as z:
+            audio, labels = z["audio"], z["labels"].copy()
+        labels[:20] = train_mod.UNKNOWN  # an unknown word (MFA's spn)
+        np.savez(path, audio=audio, labels=labels)
+    groups = [train_mod.load_split(tmp_path / d, "train") for d in ("a", "b")]
+    only_b = train_mod.Batches(groups, [0.0, 1.0], 4, 400, 4, 0, None)
+    _, labels, _ = next(iter(only_b))
+    assert not (labels == train_mod.UNKNOWN).any()
+    assert (labels[:, :20] == train_mod.IGNORE).all()  # unknown frames are not trained on
+    out = tmp_path / "run"
+    args = train_mod.parse_args(
+        ["--data", str(tmp_path / "a"), str(tmp_path / "b"), "--mix", "0.5", "0.5",
+         "--out", str(out), "--steps", "2", "--workers", "0", "--batch", "2",
+         "--max-frames", "80", "--channels", "32", "--warmup", "1", "--no-compile"]
+    )  # fmt: skip
+    train_mod.train(args)
+    assert (out / "model.onnx").exists()
+    bad = train_mod.parse_args(["--data", "a", "b", "--mix", "1", "--out", str(out)])
+    with pytest.raises(SystemExit, match="one weight per"):
+        train_mod.train(bad)

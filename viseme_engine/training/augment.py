@@ -4,11 +4,14 @@ Synthesized training speech is clean and uniform; real provider audio is not.
 Each transform simulates one gap between the two: speaker rate and size (speed;
 VTLP happens in the model's filterbank, see train.py), recording chain (random
 EQ, band-limiting, reverberation, noise, gain and clipping) and transport
-(ElevenLabs' ulaw_8000: 8 kHz resampling plus mu-law companding).
+(ElevenLabs' ulaw_8000: 8 kHz resampling plus mu-law companding; Opus and MP3
+at voice bitrates, as WebRTC and provider TTS audio arrive).
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +28,7 @@ class AugmentConfig:
     p_eq: float = 0.7
     p_bandlimit: float = 0.35
     p_mulaw: float = 0.2
+    p_codec: float = 0.0  # Opus / MP3 round trip (needs ffmpeg); train.py turns it on
     p_reverb: float = 0.3
     p_noise: float = 0.6
     snr_db: tuple[float, float] = (5.0, 40.0)
@@ -73,6 +77,52 @@ def mulaw_8k(audio: np.ndarray) -> np.ndarray:
     dec = np.sign(y) * ((1 + mu) ** np.abs(y) - 1) / mu
     out = soxr.resample(dec, 8000, SR)
     return np.resize(out, len(audio)).astype(np.float32)
+
+
+_CODECS = (  # (ffmpeg encoder args, container); bitrates as voice calls and TTS use
+    (["-c:a", "libopus", "-application", "voip"], "ogg", (12, 32)),
+    (["-c:a", "libmp3lame"], "mp3", (24, 64)),
+)
+
+
+def codec_roundtrip(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Encode and decode with Opus or MP3 through ffmpeg; re-aligned to the input.
+
+    Encoders add a delay (MP3's padding, Opus' pre-skip) that decoders do not
+    always remove: the output is shifted back by the lag of the best
+    cross-correlation within 100 ms (MP3 through ffmpeg: 69 ms), so labels stay
+    on their audio.
+    """
+    args, fmt, (lo, hi) = _CODECS[int(rng.integers(0, len(_CODECS)))]
+    pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16).tobytes()
+    raw = ["-f", "s16le", "-ar", str(SR), "-ac", "1"]
+    kbps = int(rng.integers(lo, hi + 1))
+    enc = subprocess.run(  # noqa: S603
+        [_FFMPEG, "-v", "error", *raw, "-i", "-", *args, "-b:a", f"{kbps}k", "-f", fmt, "-"],
+        input=pcm, capture_output=True, check=True, timeout=60,
+    )  # fmt: skip
+    dec = subprocess.run(  # noqa: S603
+        [_FFMPEG, "-v", "error", "-i", "-", *raw, "-"],
+        input=enc.stdout, capture_output=True, check=True, timeout=60,
+    )  # fmt: skip
+    out = np.frombuffer(dec.stdout, np.int16).astype(np.float32) / 32768.0
+    lag = best_lag(audio, out, int(0.1 * SR))
+    out = out[lag:] if lag >= 0 else np.concatenate([np.zeros(-lag, np.float32), out])
+    return np.resize(np.concatenate([out, np.zeros(len(audio), np.float32)]), len(audio))
+
+
+_FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
+
+
+def best_lag(ref: np.ndarray, x: np.ndarray, max_lag: int) -> int:
+    """Samples by which `x` runs late against `ref` (-max_lag..max_lag)."""
+    n = min(len(ref), len(x))
+    if n == 0:
+        return 0
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    corr = np.fft.irfft(np.fft.rfft(x[:n], size) * np.conj(np.fft.rfft(ref[:n], size)), size)
+    lags = np.concatenate([np.arange(0, max_lag + 1), np.arange(-max_lag, 0)])
+    return int(lags[np.argmax(corr[lags])])
 
 
 def reverb(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -141,4 +191,7 @@ def augment(
     audio = np.clip(audio, -1.0, 1.0)
     if rng.random() < cfg.p_mulaw:
         audio = mulaw_8k(audio)
-    return audio.astype(np.float32), labels.astype(np.int64)
+    elif rng.random() < cfg.p_codec:
+        audio = codec_roundtrip(audio, rng)
+    # resampling and codecs ring past full scale on clipped input
+    return np.clip(audio, -1.0, 1.0).astype(np.float32), labels.astype(np.int64)

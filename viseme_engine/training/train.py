@@ -1,9 +1,11 @@
 """Train the streaming viseme model on a data directory (manifest.jsonl + .npz files).
 
-    python -m viseme_engine.training.train --data data/en --out artifacts/en \
-        --minutes 65 --seed 1 --language en
+    python -m viseme_engine.training.train --data data/en data/en-real --mix 0.6 0.4 \
+        --out artifacts/en --minutes 65 --seed 1 --language en
 
-Trains on split `train`, validates on `heldout_sentences` (never `heldout_voices`),
+Trains on split `train` of every data dir (batch items drawn from the dirs in the
+`--mix` proportions), validates on their `heldout_sentences` (never
+`heldout_voices` or `heldout_real`),
 keeps the best checkpoint (`best.pt`, mean of clean and degraded frame accuracy)
 and exports it to `<out>/model.onnx`. The LR schedule follows wall time so a run
 fits its budget; pass --steps for a fixed-length run (tests, reproducing exactly).
@@ -33,10 +35,12 @@ log = logging.getLogger("viseme_engine.training")
 
 Utterance = tuple[np.ndarray, np.ndarray]  # float32 audio, uint8 labels (one per 10 ms)
 IGNORE = -100
+UNKNOWN = 255  # a frame label with no known viseme (realspeech.py): not trained on
 WARPS = np.linspace(0.86, 1.14, 29)  # VTLP factors: a cached grid of warped filterbanks
 
 
 def load_split(data: Path, split: str, limit: int | None = None) -> list[Utterance]:
+    """One split of a data dir, in manifest order (the first `limit` utterances)."""
     out: list[Utterance] = []
     with open(data / "manifest.jsonl") as f:
         rows = [json.loads(line) for line in f if line.strip()]
@@ -59,7 +63,8 @@ class Batches(IterableDataset[tuple[Tensor, Tensor, Tensor]]):
 
     def __init__(
         self,
-        utts: list[Utterance],
+        utts: list[list[Utterance]],
+        mix: list[float],
         batch: int,
         max_frames: int,
         lookahead: int,
@@ -67,6 +72,7 @@ class Batches(IterableDataset[tuple[Tensor, Tensor, Tensor]]):
         aug: AugmentConfig | None,
     ) -> None:
         self.utts, self.batch, self.max_frames = utts, batch, max_frames
+        self.mix = np.asarray(mix, np.float64) / np.sum(mix)
         self.lookahead, self.seed, self.aug = lookahead, seed, aug
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
@@ -74,8 +80,8 @@ class Batches(IterableDataset[tuple[Tensor, Tensor, Tensor]]):
         rng = np.random.default_rng([self.seed, 0 if info is None else info.id])
         while True:
             items = []
-            for i in rng.integers(0, len(self.utts), self.batch):
-                audio, labels = self.utts[i]
+            for g in rng.choice(len(self.utts), self.batch, p=self.mix):
+                audio, labels = self.utts[g][int(rng.integers(0, len(self.utts[g])))]
                 if self.aug is not None:
                     audio, labels = augment(audio, labels, rng, self.aug)
                 if len(labels) > self.max_frames:
@@ -95,6 +101,7 @@ def collate(items: list[tuple[np.ndarray, np.ndarray]], lookahead: int) -> tuple
     for i, (a, lab) in enumerate(items):
         audio[i, : len(a)] = a
         labels[i, : len(lab)] = lab
+    labels[labels == UNKNOWN] = IGNORE
     return torch.from_numpy(audio), torch.from_numpy(labels)
 
 
@@ -152,15 +159,17 @@ def train(args: argparse.Namespace) -> Path:
     torch.set_num_threads(args.threads)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    train_utts = load_split(args.data, "train", args.limit)
-    val = load_split(args.data, "heldout_sentences", args.val_limit)
+    mix = args.mix or [1.0] * len(args.data)
+    if len(mix) != len(args.data):
+        raise SystemExit("--mix needs one weight per --data dir")
+    groups = [load_split(d, "train", args.limit) for d in args.data]
+    val = [u for d in args.data for u in load_split(d, "heldout_sentences", args.val_limit)]
     val_deg = degraded_copy(val, args.seed + 1000)
-    log.info(
-        "train %d utts (%.2f h), val %d",
-        len(train_utts),
-        sum(len(lab) for _, lab in train_utts) / 360000,
-        len(val),
-    )
+    for d, group, w in zip(args.data, groups, mix, strict=True):
+        log.info("train %s: %d utts (%.2f h), mix %.2f", d, len(group),
+                 sum(len(lab) for _, lab in group) / 360000, w)  # fmt: skip
+    log.info("val %d utts", len(val))
+    train_utts = [u for g in groups for u in g]
     if args.init is None:
         net = VisemeNet(ModelConfig(channels=args.channels))
         estimate_global_mean(net, train_utts)
@@ -173,7 +182,8 @@ def train(args: argparse.Namespace) -> Path:
     fbs = torch.from_numpy(
         np.stack([mel_filterbank(cfg.n_mels, cfg.fmin, cfg.fmax, w) for w in WARPS])
     )
-    ds = Batches(train_utts, args.batch, args.max_frames, la, args.seed, AugmentConfig())
+    aug = AugmentConfig(p_codec=args.p_codec)
+    ds = Batches(groups, mix, args.batch, args.max_frames, la, args.seed, aug)
     loader = DataLoader(ds, batch_size=None, num_workers=args.workers)
     # Compiling the body alone (features stay eager, no grad) trains ~2.5x faster on CPU.
     body = torch.compile(net.body, dynamic=True) if args.compile else net.body
@@ -248,7 +258,9 @@ def evaluate(
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--data", type=Path, nargs="+", required=True, help="data dirs")
+    ap.add_argument("--mix", type=float, nargs="+", help="batch share per data dir (default equal)")
+    ap.add_argument("--p-codec", type=float, default=0.12, help="Opus/MP3 round trip probability")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--language", default="en")
     ap.add_argument("--version", default="1")
