@@ -16,11 +16,15 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from viseme_engine.audio import MAX_RATE, MIN_RATE
+
 from .errors import BadRequest
 from .tts import ESPEAK_VOICES, OPENAI_VOICES
 
 VisemeModel = Literal["default", "indonesian"]
-SampleRate = Literal[8000, 16000, 22050, 24000, 44100, 48000]
+SampleRate = Literal[8000, 16000, 22050, 24000, 44100, 48000]  # ElevenLabs' output formats
+# /v1/visemes resamples any rate in viseme_engine.audio's range
+AnyRate = Annotated[int, Field(ge=MIN_RATE, le=MAX_RATE, strict=True)]
 _Secret = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^\S+$")]
 _Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._/-]+$")]
 _VarName = Annotated[str, Field(min_length=1, max_length=128)]
@@ -124,7 +128,9 @@ class IntrospectRequest(Strict):
 class VisemesRequest(Strict):
     # base64 of a WAV file (16-bit PCM or 8 kHz mu-law, mono) or raw s16le mono PCM
     audio: Annotated[str, Field(min_length=4, pattern=_BASE64)]
-    sample_rate: SampleRate = Field(16000, description="raw PCM only; a WAV header wins")
+    sample_rate: AnyRate = Field(
+        16000, description="raw PCM only, 8000-48000 Hz; a WAV header wins"
+    )
     model: VisemeModel = "default"
 
 

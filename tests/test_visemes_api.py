@@ -89,6 +89,42 @@ async def test_raw_pcm_and_sample_rate(make_client: MakeClient) -> None:
     assert events[-1][1]["chunk_progress"].endswith(f"/{len(events)}")
 
 
+def _timeline(events: list[tuple[str, dict[str, Any]]]) -> list[int]:
+    """The viseme shown in each 10 ms frame of an SSE viseme timeline."""
+    changes = [(v["offset"], v["visemeId"]) for _, d in events for v in d["visemes"]]
+    end = round(sum(d["chunk_duration_ms"] for _, d in events))
+    frames = [0] * (end // 10)
+    for (at, vid), (until, _) in zip(changes, [*changes[1:], (end, 0)], strict=True):
+        frames[at // 10 : until // 10] = [vid] * (until // 10 - at // 10)
+    return frames
+
+
+@pytest.mark.parametrize("rate", [11025, 12000, 20000, 32000, 8000, 48000])
+async def test_wav_at_any_rate_from_8_to_48_khz(make_client: MakeClient, rate: int) -> None:
+    """Rates are resampled, not refused: the same speech gives the same visemes."""
+    import numpy as np
+    import soxr
+
+    client = await make_client()
+    pcm, native = espeak_pcm("Bob may pay my mom a penny.")
+    speech = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0
+    timelines = []
+    for r in (16000, rate):
+        resampled = soxr.resample(speech, native, r)
+        data = np.clip(resampled * 32767, -32768, 32767).astype("<i2").tobytes()
+        body = {"audio": b64(wav_header(1, 1, r, 16, data))}
+        response = await client.post("/v1/visemes", json=body, headers=AUTH)
+        assert response.status == 200, await response.text()
+        timelines.append(_timeline(await read_events(response)))
+    reference, other = timelines
+    n = min(len(reference), len(other))
+    assert abs(len(reference) - len(other)) <= 1
+    agree = sum(a == b for a, b in zip(reference[:n], other[:n], strict=True)) / n
+    # 8 kHz loses everything above 4 kHz (s, f): close, not equal
+    assert agree >= (0.7 if rate == 8000 else 0.85), agree
+    assert 21 in other  # Bob, may, pay, my, mom: the lips still close
+
+
 async def test_first_event_does_not_wait_for_the_whole_file(make_client: MakeClient) -> None:
     # A 5 ms batching window makes each chunk take a measurable while.
     client = await make_client(sse_chunk_ms=200, engine_max_wait_ms=5.0, max_body_bytes=2**24)
@@ -120,7 +156,9 @@ def wav_header(tag: int, channels: int, rate: int, bits: int, data: bytes) -> by
         ({}, "audio"),
         ({"audio": "not base64!"}, "audio"),
         ({"audio": "AAAA", "model": "klingon"}, "model"),
-        ({"audio": "AAAA", "sample_rate": 11025}, "sample_rate"),
+        ({"audio": "AAAA", "sample_rate": 7000}, "sample_rate"),
+        ({"audio": "AAAA", "sample_rate": 96000}, "sample_rate"),
+        ({"audio": "AAAA", "sample_rate": "16000"}, "sample_rate"),
         ({"audio": b64(wav_header(1, 2, 16000, 16, b"\0" * 64))}, "2 channels"),
         ({"audio": b64(wav_header(3, 1, 16000, 32, b"\0" * 64))}, "not PCM"),
         ({"audio": b64(wav_header(1, 1, 16000, 16, b""))}, "empty"),

@@ -16,7 +16,8 @@ import numpy.typing as npt
 import soxr
 
 MODEL_RATE = 16_000
-SUPPORTED_RATES = (8_000, 16_000, 22_050, 24_000, 44_100, 48_000)
+# Any integer rate in this range is resampled to MODEL_RATE (soxr takes any ratio).
+MIN_RATE, MAX_RATE = 8_000, 48_000
 Encoding = Literal["pcm_s16le", "mulaw"]
 Float32Array = npt.NDArray[np.float32]
 
@@ -34,8 +35,10 @@ class AudioFormat:
     sample_rate: int
 
     def __post_init__(self) -> None:
-        if self.sample_rate not in SUPPORTED_RATES:
-            raise AudioError(f"unsupported sample rate {self.sample_rate}")
+        if not MIN_RATE <= self.sample_rate <= MAX_RATE:
+            raise AudioError(
+                f"sample rate {self.sample_rate} Hz is outside {MIN_RATE}-{MAX_RATE} Hz"
+            )
         if self.encoding == "mulaw" and self.sample_rate != 8_000:
             raise AudioError("mu-law audio must be 8000 Hz")
 
@@ -110,8 +113,8 @@ def _wav_format(tag: int, channels: int, rate: int, bits: int) -> AudioFormat:
         raise AudioError(f"WAV has {channels} channels; only mono is supported")
     if tag == _PCM and bits != 16:
         raise AudioError(f"WAV is {bits}-bit PCM; only 16-bit is supported")
-    if rate not in SUPPORTED_RATES:
-        raise AudioError(f"WAV sample rate {rate} Hz is not supported ({SUPPORTED_RATES})")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise AudioError(f"WAV sample rate {rate} Hz is not supported ({MIN_RATE}-{MAX_RATE} Hz)")
     return AudioFormat("pcm_s16le" if tag == _PCM else "mulaw", rate)
 
 
