@@ -83,11 +83,12 @@ case "${1:-}" in
         shift
         # Speech synthesizers and text corpora: tests synthesize real speech and
         # label it (viseme_engine/training); the same set generates the training data.
+        # ffmpeg: Opus/MP3 round trips in augmentation, Common Voice's MP3 clips.
         apt_install espeak-ng libespeak-ng1 espeak-ng-data flite festival \
             festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festvox-italp16k \
             festvox-itapc16k festvox-suopuhe-lj festvox-suopuhe-mv festvox-czech-dita \
             festvox-czech-krb festvox-czech-machac festvox-ca-ona-hts fortunes \
-            debian-reference-id hunspell-id sox \
+            debian-reference-id hunspell-id sox ffmpeg \
             chromium fonts-dejavu-core  # the demo page's browser test (test_demo_browser.py)
         python_env "train,test"
         helm_install
