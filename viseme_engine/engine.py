@@ -17,10 +17,12 @@ from .batcher import BatchStats, MicroBatcher
 from .device import device_in_use, requested_providers
 from .smoothing import SmoothingConfig, VisemeEvent
 from .stream import HOP, FrameModel, State, VisemeStream
+from .text_align import TextAligner, expected_visemes
 
 log = logging.getLogger("viseme_engine")
 MODELS_DIR = Path(__file__).parent / "models"
 MODEL_NAMES = ("default", "indonesian")
+MODEL_LANGUAGES = {"default": "en", "indonesian": "id"}  # the text each model's transcripts are in
 
 
 @dataclass(frozen=True)
@@ -153,10 +155,14 @@ class VisemeEngine:
         for batcher in self._batchers.values():
             await batcher.stop()
 
-    def open_stream(self, model: str, audio_format: AudioFormat) -> EngineStream:
+    def open_stream(
+        self, model: str, audio_format: AudioFormat, use_text: bool = False
+    ) -> EngineStream:
+        """A stream; with `use_text`, one whose visemes follow the transcript it is given."""
         if model not in self._models:
             raise KeyError(model)
-        core = VisemeStream(self._models[model], audio_format, self.config.smoothing)
+        text = TextAligner(MODEL_LANGUAGES[model]) if use_text else None
+        core = VisemeStream(self._models[model], audio_format, self.config.smoothing, text)
         split = self.config.split_blocks
         stream = EngineStream(
             core, self._batchers[model], self.device == "cuda" if split is None else split
@@ -173,6 +179,21 @@ class EngineStream:
         self._batcher = batcher
         self._split = split
         self._lock = asyncio.Lock()
+
+    async def add_text(self, text: str, final: bool = False) -> None:
+        """Give the stream transcript text (a no-op for a stream without text)."""
+        aligner = self.core.text
+        if aligner is None:
+            return
+        done = aligner.take_words(text, final)
+        if done.strip():  # espeak-ng runs as a subprocess: off the event loop
+            words = await asyncio.to_thread(expected_visemes, done, aligner.lang)
+            aligner.add_visemes(words)
+
+    def reset_text(self) -> None:
+        """An interruption or a new response: the transcript starts over."""
+        if self.core.text is not None:
+            self.core.text.reset()
 
     async def feed(self, data: bytes) -> list[VisemeEvent]:
         async with self._lock:

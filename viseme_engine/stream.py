@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from .audio import AudioFormat, Float32Array, Resampler, decode
 from .smoothing import Smoother, SmoothingConfig, VisemeEvent
+from .text_align import TextAligner
 
 HOP = 160
 State = dict[str, npt.NDArray[np.float32]]
@@ -45,8 +46,12 @@ class VisemeStream:
         model: FrameModel,
         audio_format: AudioFormat,
         smoothing: SmoothingConfig | None = None,
+        text: TextAligner | None = None,
     ) -> None:
         self.model = model
+        # The transcript's aligner, if the caller has one: it reshapes the model's
+        # probabilities before the smoother (text_align.py).
+        self.text = text
         self.format = audio_format
         self.state: State = model.init_state(1)
         self._resample = Resampler(audio_format.sample_rate)
@@ -96,7 +101,12 @@ class VisemeStream:
         # outputs, and after a flush the ones past the real audio.
         first = max(0, self.model.lookahead_frames - start)
         last = min(len(logits), self._frames_real + self.model.lookahead_frames - start)
-        events = self._smoother.push(softmax(logits[first:last])) if last > first else []
+        events: list[VisemeEvent] = []
+        if last > first:
+            probs = softmax(logits[first:last])
+            if self.text is not None:
+                probs = self.text.step(probs)
+            events = self._smoother.push(probs)
         if self._flushed and self._frames_done >= self._frames_real + self.model.lookahead_frames:
             events += self._smoother.flush()
         return events

@@ -1,0 +1,216 @@
+"""Text-informed decoding: the transcript pins the viseme sequence, audio places it.
+
+Acoustic recognition alone confuses visemes that sound alike (m and n,
+aa and E). When the words are known, the order of visemes is known too, and
+the model's per-frame probabilities only have to say where each one starts.
+`TextAligner` does that online:
+
+- The text becomes states, one per viseme of each word (repeats merged), with
+  an optional pause state between words (`expected_visemes`, espeak-ng's
+  phonemes through the same tables the training labels use).
+- A forward (filtering) pass of a left-to-right HMM over those states: stay,
+  advance, or skip one state (a dropped phone); emissions are the model's
+  probabilities of each state's viseme, floored so an inserted or
+  mispronounced phone costs little. Only past and current frames are used:
+  no latency beyond the model's own lookahead.
+- The state posterior gives a text prior over visemes; the output is the
+  model's probabilities times that prior (floored, raised to a weight), so
+  the text settles what the audio leaves open but cannot outvote audio that
+  is sure. The weight follows a running
+  agreement between what the text predicted for a frame and what the model
+  heard, so where the text is missing, late, or wrong the output falls back
+  to acoustic-only decoding, stretch by stretch.
+- Text may arrive in pieces (a provider's transcript deltas): `add_text`
+  appends words; an unfinished last word waits for the next piece (or
+  `final=True`). Past the end of the known text the alignment sits in an
+  open "free" state that pulls the blend weight to zero, and new words take
+  their mass from it, spread over their first states, so text that arrives
+  late catches up with audio already under way.
+
+See docs/architecture.md ("Text-informed lip sync").
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from .phonemes import SAME_AS_PREVIOUS, SILENCE, phone_viseme
+
+ESPEAK_VOICE = {"en": "en-us", "id": "id"}
+_TABLE = {"en": "espeak-en", "id": "espeak-id"}
+_STRESS = "',%="
+
+
+def phonemize(text: str, lang: str) -> list[list[str]]:
+    """espeak-ng's phoneme mnemonics, one list per spoken word (numbers expanded)."""
+    espeak = shutil.which("espeak-ng") or "espeak-ng"
+    res = subprocess.run(  # noqa: S603
+        [espeak, "-v", ESPEAK_VOICE[lang], "-q", "-x", "--sep=_", text],
+        capture_output=True, text=True, check=True, timeout=30,
+    )  # fmt: skip
+    return [[p.lstrip(_STRESS) for p in w.split("_") if p.lstrip(_STRESS)]
+            for w in res.stdout.split()]  # fmt: skip
+
+
+def word_visemes(phones: Sequence[str], lang: str) -> list[int]:
+    """Visemes of one word's phones, repeats merged; unknown phones are skipped."""
+    out: list[int] = []
+    for p in phones:
+        try:
+            v = phone_viseme(_TABLE[lang], p)
+        except KeyError:
+            continue
+        if v in (SAME_AS_PREVIOUS, SILENCE) or (out and out[-1] == v):
+            continue
+        out.append(v)
+    return out
+
+
+def expected_visemes(text: str, lang: str) -> list[list[int]]:
+    """Per word of `text`, the visemes it should show."""
+    words = [word_visemes(w, lang) for w in phonemize(text, lang)] if text.strip() else []
+    return [w for w in words if w]
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    weight: float = 1.5  # exponent of the text prior in the blend, at full confidence
+    prior_floor: float = 0.05  # what the text prior still grants a viseme it rules out
+    p_stay: float = 0.82
+    p_skip: float = 0.04  # skip one state: a phone the speaker dropped
+    floor: float = 0.03  # emission floor: inserted or mispronounced phones
+    agree_low: float = 0.12  # running agreement at or below this: acoustic only
+    agree_high: float = 0.35  # at or above this: the full weight
+    agree_frames: int = 20  # time constant of the running agreement (10 ms frames)
+    catch_up: int = 6  # states new text spreads the waiting mass over
+    resync: float = 1e-3  # mass spread ahead each frame, so a lost alignment recovers
+
+
+class TextAligner:
+    """Online alignment of known text to a stream's viseme probabilities. Sans-I/O."""
+
+    def __init__(self, lang: str, config: TextConfig | None = None) -> None:
+        self.lang = lang
+        self.config = config or TextConfig()
+        self.reset()
+
+    @property
+    def states(self) -> int:
+        return len(self._visemes)
+
+    def reset(self) -> None:
+        """An interruption or a new turn: forget the text and the alignment."""
+        self._pending = ""  # text of an unfinished last word
+        self._visemes: list[int] = []  # per state; every word starts with an optional pause
+        self._optional: list[bool] = []
+        self._alpha = np.array([1.0])  # posterior over the states, then the FREE state
+        self._agree = self.config.agree_high  # trusted until the audio says otherwise
+
+    def take_words(self, text: str, final: bool = False) -> str:
+        """Add a transcript piece; return the text of the words it completed.
+
+        A word is complete once whitespace follows it (or `final`); the rest
+        waits for the next piece. Phonemize what this returns (off the event
+        loop: espeak-ng is a subprocess) and pass it to `add_visemes`.
+        """
+        text = self._pending + text
+        if final:
+            self._pending = ""
+            return text
+        m = re.search(r"\s\S*$", text)
+        cut = m.start() if m else 0
+        self._pending = text[cut:]
+        return text[:cut]
+
+    def add_text(self, text: str, final: bool = False) -> None:
+        """Append transcript text, phonemized here (blocking; offline use)."""
+        done = self.take_words(text, final)
+        if done.strip():
+            self.add_visemes(expected_visemes(done, self.lang))
+
+    def add_visemes(self, words: Sequence[Sequence[int]]) -> None:
+        """Append words already turned into visemes (tests, offline tools)."""
+        self._append([list(w) for w in words if w])
+
+    def _append(self, words: list[list[int]]) -> None:
+        if not words:
+            return
+        first = len(self._visemes)
+        for w in words:
+            self._visemes.append(SILENCE)  # an optional pause before each word
+            self._optional.append(True)
+            self._visemes.extend(w)
+            self._optional.extend([False] * len(w))
+        waiting = self._alpha[-1]
+        alpha = np.zeros(len(self._visemes) + 1)
+        alpha[:first] = self._alpha[:-1]
+        k = min(self.config.catch_up, len(self._visemes) - first)
+        alpha[first : first + k] += waiting / k
+        self._alpha = alpha
+
+    def _transition(self, alpha: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        c = self.config
+        p_next = 1.0 - c.p_stay - c.p_skip
+        out = alpha * c.p_stay
+        out[1:] += alpha[:-1] * p_next
+        out[2:] += alpha[:-2] * c.p_skip
+        # skipping an optional pause costs nothing more than entering it
+        skip_pause = np.zeros_like(alpha)
+        opt = np.append(np.asarray(self._optional, bool), False)
+        skip_pause[2:] = alpha[:-2] * p_next * opt[1:-1]
+        out += skip_pause
+        out[-1] += alpha[-1] * (1.0 - c.p_stay)  # the free state keeps what reaches it
+        if c.resync > 0.0:
+            ahead = np.convolve(alpha, np.ones(8), mode="full")[: len(alpha)]
+            out += c.resync * ahead / 8.0
+        total = out.sum()
+        return out / total if total > 0 else out
+
+    def step(self, probs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Per-frame probabilities [frames, classes] in; blended probabilities out."""
+        c = self.config
+        vis = np.asarray([*self._visemes, SILENCE], np.int64)
+        out = np.empty_like(probs)
+        for t, p in enumerate(probs.astype(np.float64)):
+            pred = self._transition(self._alpha)
+            emit = p[vis] + c.floor
+            emit[-1] = 1.0 / probs.shape[1] + c.floor  # free: no opinion
+            known = pred[:-1]
+            prior_v = np.bincount(vis[:-1], weights=known, minlength=probs.shape[1])
+            mass = known.sum()
+            agree = float(prior_v @ p / mass) if mass > 1e-9 else 0.0
+            self._agree += (agree - self._agree) / c.agree_frames
+            post = pred * emit
+            self._alpha = post / post.sum()
+            q: npt.NDArray[np.float64] = np.bincount(
+                vis[:-1], weights=self._alpha[:-1], minlength=probs.shape[1]
+            ).astype(np.float64)
+            known_post = float(q.sum())
+            span = max(c.agree_high - c.agree_low, 1e-9)
+            conf = min(max((self._agree - c.agree_low) / span, 0.0), 1.0)
+            lam = c.weight * conf * known_post
+            if known_post > 1e-9:
+                q = q / known_post
+            # A product, not a mixture: the text settles what the audio leaves
+            # open, but cannot outvote audio that is sure (a vowel after a pause).
+            blended = p * (q + c.prior_floor) ** lam
+            out[t] = blended / blended.sum()
+        self._trim()
+        return out
+
+    def _trim(self, keep_behind: int = 40) -> None:
+        """Forget states far behind the alignment: long streams stay cheap."""
+        head = int(np.argmax(self._alpha))
+        cut = head - keep_behind
+        if cut <= 0 or self._alpha[:cut].sum() > 1e-6:
+            return
+        self._visemes = self._visemes[cut:]
+        self._optional = self._optional[cut:]
+        self._alpha = self._alpha[cut:] / self._alpha[cut:].sum()
