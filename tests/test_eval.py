@@ -166,3 +166,21 @@ def test_best_shift_is_chosen_within_the_bound(tmp_path: Path) -> None:
             assert first["acc15_speech"] < 1.0
     assert ev.shifted(np.array([1, 2, 3]), 1).tolist() == [0, 1, 2]
     assert ev.shifted(np.array([1, 2, 3]), -1).tolist() == [2, 3, 0]
+
+
+def test_text_table_has_every_condition(tmp_path: Path) -> None:
+    from viseme_engine import eval_text
+
+    _write_set(tmp_path)
+
+    def probs(audio: np.ndarray) -> np.ndarray:
+        return np.asarray(np.eye(22, dtype=np.float32)[REF] * 0.9 + 0.1 / 22)
+
+    rows = eval_text.run([tmp_path], {"en": probs}, 10, baseline=lambda a: REF)
+    assert [r[0] for r in rows][:2] == ["en heldout_sentences", "en heldout_voices espeak +f5"]
+    for _, _, counts in rows:
+        assert set(counts) == {*eval_text.CONDITIONS, "baseline"}
+        for c in counts.values():  # sure audio: no transcript (here "x") changes it
+            assert c.metrics()["acc22_all"] == 1.0
+    text = eval_text.table(rows, markdown=True)
+    assert text.splitlines()[0].startswith("| set | utts | acoustic | text | text-10% |")

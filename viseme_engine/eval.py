@@ -340,9 +340,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="score each system at its best constant shift within this bound",
     )
+    ap.add_argument("--text", action="store_true",
+                    help="text-informed table: acoustic, transcript, corrupted and shifted "
+                    "transcripts (eval_text.py)")  # fmt: skip
     args = ap.parse_args(argv)
     models: dict[str, Predictor] = {}
-    for spec in args.model:
+    for spec in [] if args.text else args.model:
         lang, sep, path = spec.partition("=")
         models[lang if sep else "*"] = predictor_from_path(path if sep else spec, args.threads)
     baseline: Predictor | None = None
@@ -350,6 +353,16 @@ def main(argv: list[str] | None = None) -> int:
         from viseme_engine.training.baseline import PhoneLoopBaseline
 
         baseline = PhoneLoopBaseline()
+    if args.text:
+        from viseme_engine import eval_text
+
+        probs = {}
+        for spec in args.model:
+            lang, sep, path = spec.partition("=")
+            probs[lang if sep else "*"] = eval_text.prob_predictor(path if sep else spec, 1)
+        rows = eval_text.run(args.data, probs, args.max_utts, baseline)
+        print(eval_text.table(rows, args.markdown))
+        return 0
     if not models:
         print("no --model: the model column is the all-silence predictor", file=sys.stderr)
     results = run(args.data, models, args.max_utts, baseline, args.max_offset_ms // 10)

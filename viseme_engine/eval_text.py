@@ -1,0 +1,155 @@
+"""Text-informed evaluation: acoustic-only beside transcript-guided decoding.
+
+`python -m viseme_engine.eval --text ...` prints this table. Per set, one model
+run per utterance gives its frame probabilities; they are then decoded
+  acoustic   argmax of the model's probabilities (the plain eval's predictor)
+  text       the whole transcript known up front (POST /v1/visemes with `text`)
+  text-10%   a transcript with 10% of its words deleted or substituted
+  early/late the transcript arriving word by word, 300 ms before or after each
+             word is spoken (a relay's transcript deltas), fed in 100 ms chunks
+Word times for early/late are estimated from the labels: the speech span
+spread over the words by their length in characters. Each cell is acc15
+speech; text's bilabial recall and precision follow, then the baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .eval import Counts, EvalSet, Predictor, fit_length, load_sets
+from .phonemes import SILENCE
+from .stream import softmax
+from .text_align import TextAligner, expected_visemes
+
+# Float32 16 kHz audio -> per-frame class probabilities [frames, 22]
+ProbPredictor = Callable[[np.ndarray], np.ndarray]
+CONDITIONS = ("acoustic", "text", "text-10%", "early", "late")
+_CHUNK = 10  # frames of 10 ms per streamed piece
+_FILLERS = ("the", "and", "uh", "well", "so", "then", "very", "of")
+
+
+def prob_predictor(path: str, threads: int) -> ProbPredictor:
+    from .onnx_model import OnnxVisemeModel
+
+    model = OnnxVisemeModel.from_path(path, threads=threads)
+    return lambda audio: softmax(model.predict_logits(np.asarray(audio, np.float32)))
+
+
+def corrupt(text: str, rng: random.Random, share: float = 0.1) -> str:
+    """Delete or substitute `share` of the words (at least one)."""
+    words = text.split()
+    if not words:
+        return text
+    for i in sorted(rng.sample(range(len(words)), max(1, round(share * len(words)))))[::-1]:
+        if rng.random() < 0.5:
+            del words[i]
+        else:
+            words[i] = rng.choice(_FILLERS)
+    return " ".join(words)
+
+
+def word_times(text: str, labels: np.ndarray) -> list[tuple[float, str]]:
+    """(estimated start s, word) for each word: the speech span shared by characters."""
+    speech = np.flatnonzero(labels != SILENCE)
+    words = list(re.finditer(r"\S+", text))
+    if not words or speech.size == 0:
+        return []
+    start, end = speech[0] * 0.01, (speech[-1] + 1) * 0.01
+    total = max(len(text), 1)
+    return [(start + (end - start) * m.start() / total, m.group()) for m in words]
+
+
+def decode_streamed(
+    probs: np.ndarray, lang: str, timed: Sequence[tuple[float, str]], shift_s: float
+) -> np.ndarray:
+    """Words revealed at their time + shift_s, audio decoded in 100 ms chunks."""
+    aligner = TextAligner(lang)
+    out = np.empty(len(probs), np.int64)
+    k = 0
+    for start in range(0, len(probs), _CHUNK):
+        now = (start + _CHUNK) * 0.01
+        words = []
+        while k < len(timed) and timed[k][0] + shift_s <= now:
+            words.append(timed[k][1])
+            k += 1
+        if words:
+            aligner.add_text(" ".join(words), final=True)
+        out[start : start + _CHUNK] = aligner.step(probs[start : start + _CHUNK]).argmax(-1)
+    return out
+
+
+def decode_text(probs: np.ndarray, lang: str, text: str) -> np.ndarray:
+    aligner = TextAligner(lang)
+    aligner.add_visemes(expected_visemes(text, lang))
+    return np.asarray(aligner.step(probs).argmax(-1), np.int64)
+
+
+def evaluate(
+    s: EvalSet, texts: Sequence[str], model: ProbPredictor, baseline: Predictor | None
+) -> dict[str, Counts]:
+    counts = {c: Counts() for c in CONDITIONS}
+    if baseline is not None:
+        counts["baseline"] = Counts()
+    for i, (path, text) in enumerate(zip(s.paths, texts, strict=True)):
+        with np.load(path) as z:
+            audio = z["audio"].astype(np.float32) / 32768.0
+            ref = z["labels"].astype(np.int64)
+        probs = model(audio).astype(np.float32)
+        probs = probs[: len(ref)]
+        rng = random.Random(f"{path.name}:{i}")  # noqa: S311  (a fixed corruption per utterance)
+        timed = word_times(text, ref)
+        preds = {
+            "acoustic": probs.argmax(-1),
+            "text": decode_text(probs, s.lang, text),
+            "text-10%": decode_text(probs, s.lang, corrupt(text, rng)),
+            "early": decode_streamed(probs, s.lang, timed, -0.3),
+            "late": decode_streamed(probs, s.lang, timed, 0.3),
+        }
+        if baseline is not None:
+            preds["baseline"] = baseline(audio)
+        for name, pred in preds.items():
+            counts[name].add(ref, fit_length(pred, len(ref)))
+    return counts
+
+
+def table(rows: Sequence[tuple[str, int, dict[str, Counts]]], markdown: bool) -> str:
+    head = ["set", "utts", *CONDITIONS, "text bilab rec", "text bilab prec", "baseline"]
+    lines = []
+    for name, n, counts in rows:
+        m = {k: c.metrics() for k, c in counts.items()}
+        cells = [name, str(n)] + [f"{100 * m[c]['acc15_speech']:.1f}" for c in CONDITIONS]
+        cells += [f"{100 * m['text']['bilabial_recall']:.1f}",
+                  f"{100 * m['text']['bilabial_precision']:.1f}"]  # fmt: skip
+        cells.append(f"{100 * m['baseline']['acc15_speech']:.1f}" if "baseline" in m else "-")
+        lines.append(cells)
+    if markdown:
+        out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        return "\n".join(out + ["| " + " | ".join(c) + " |" for c in lines])
+    widths = [max(len(r[i]) for r in [head, *lines]) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))
+                     for r in [head, *lines])  # fmt: skip
+
+
+def run(
+    data_dirs: Sequence[Path],
+    models: dict[str, ProbPredictor],
+    max_utts: int,
+    baseline: Predictor | None,
+) -> list[tuple[str, int, dict[str, Counts]]]:
+    """Every set of every data dir whose language has a model."""
+    rows = []
+    for d in data_dirs:
+        manifest = [json.loads(ln) for ln in (d / "manifest.jsonl").read_text().splitlines() if ln]
+        text = {d / r["path"]: str(r["text"]) for r in manifest}
+        for s in load_sets(d, max_utts):
+            model = models.get(s.lang) or models.get("*")
+            if model is not None:
+                texts = [text[p] for p in s.paths]
+                rows.append((s.name, len(s.paths), evaluate(s, texts, model, baseline)))
+    return rows
