@@ -57,7 +57,10 @@ async def visemes(request: web.Request) -> web.StreamResponse:
     engine = request.app[ENGINE].engine
     if engine is None:
         raise EngineUnavailable("Viseme engine is not ready")
-    stream = engine.open_stream(body.model, fmt)
+    use_text = settings.text_informed and body.use_text and bool(body.text and body.text.strip())
+    stream = engine.open_stream(body.model, fmt, use_text=use_text)
+    if use_text and body.text is not None:
+        await stream.add_text(body.text, final=True)
     chunk_bytes = settings.sse_chunk_ms * fmt.sample_rate // 1000 * fmt.bytes_per_sample
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)

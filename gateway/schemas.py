@@ -132,6 +132,10 @@ class VisemesRequest(Strict):
         16000, description="raw PCM only, 8000-48000 Hz; a WAV header wins"
     )
     model: VisemeModel = "default"
+    text: Annotated[str, Field(max_length=20_000)] | SkipJsonSchema[None] = Field(
+        None, description="the transcript of the audio: visemes follow its words"
+    )
+    use_text: bool = Field(True, description="false: ignore `text` (acoustic-only visemes)")
 
 
 TtsEngineName = Literal["espeak", "elevenlabs", "openai"]

@@ -58,6 +58,7 @@ class Settings:
     viseme_min_ms: int = 30
     viseme_margin: float = 0.1
     visemes: bool = True  # off: relay sessions pass audio through untouched (benchmark baseline)
+    text_informed: bool = True  # off: transcripts are ignored (acoustic-only visemes)
     max_audio_seconds: float = 600.0
     sse_chunk_ms: int = 500
     tts_timeout_seconds: float = 15.0
@@ -94,6 +95,7 @@ HELP: dict[str, str] = {
     "viseme_min_ms": "a new viseme must last this long to be shown (anti-flicker)",
     "viseme_margin": "probability margin by which a new viseme must beat the shown one",
     "visemes": "on or off: inject visemes into relayed conversations",
+    "text_informed": "on or off: let transcripts pin the viseme sequence",
     "max_audio_seconds": "longest audio POST /v1/visemes accepts",
     "sse_chunk_ms": "audio per Server-Sent Event of POST /v1/visemes and /v1/visemes-audio",
     "tts_timeout_seconds": "longest a TTS upstream or espeak-ng may stay silent before it fails",
@@ -225,6 +227,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "viseme_min_ms": _int_range(10, 200),
     "viseme_margin": _number(0, 0.99),
     "visemes": lambda raw: _choice("on", "off")(raw) == "on",
+    "text_informed": lambda raw: _choice("on", "off")(raw) == "on",
     "max_audio_seconds": _number(1, 3600),
     "sse_chunk_ms": _int_range(20, 10_000),
     "tts_timeout_seconds": _number(0.1, 600),

@@ -125,6 +125,41 @@ async def test_wav_at_any_rate_from_8_to_48_khz(make_client: MakeClient, rate: i
     assert 21 in other  # Bob, may, pay, my, mom: the lips still close
 
 
+async def test_text_informed_visemes_and_the_switches_that_turn_them_off(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client()
+    off = await make_client(text_informed=False)
+    text = "Bob may pay my mom a penny."
+    audio = b64(espeak_wav(text))
+
+    async def timeline(c: Client, **extra: Any) -> list[int]:
+        response = await c.post("/v1/visemes", json={"audio": audio, **extra}, headers=AUTH)
+        assert response.status == 200, await response.text()
+        return _timeline(await read_events(response))
+
+    acoustic = await timeline(client)
+    assert await timeline(client, text=text, use_text=False) == acoustic
+    assert await timeline(off, text=text) == acoustic  # VISEME_GATEWAY_TEXT_INFORMED=off
+    informed = await timeline(client, text=text)
+    assert len(informed) == len(acoustic)
+    # five words open with closed lips, and "mom" closes them again
+    closures = sum(1 for a, b in zip([0, *informed], informed, strict=False) if b == 21 != a)
+    assert closures >= 6, informed
+    # a transcript of other words does not take the lips away from the audio
+    wrong = await timeline(client, text="Seven tall trees fall slowly, she says.")
+    assert 21 in wrong
+
+
+async def test_text_is_validated(make_client: MakeClient) -> None:
+    client = await make_client()
+    for body in ({"audio": "AAAA", "text": 5}, {"audio": "AAAA", "text": "x" * 20_001},
+                 {"audio": "AAAA", "use_text": "yes"}):  # fmt: skip
+        response = await client.post("/v1/visemes", json=body, headers=AUTH)
+        assert response.status == 400
+        assert ("use_text" if "use_text" in body else "text") in (await response.json())["error"]
+
+
 async def test_first_event_does_not_wait_for_the_whole_file(make_client: MakeClient) -> None:
     # A 5 ms batching window makes each chunk take a measurable while.
     client = await make_client(sse_chunk_ms=200, engine_max_wait_ms=5.0, max_body_bytes=2**24)
