@@ -95,6 +95,7 @@ async def _relay(request: web.Request, claims: TokenClaims) -> web.StreamRespons
         claims.viseme_model,
         metrics,
         inject=app[SETTINGS].visemes,
+        use_text=app[SETTINGS].text_informed,
     )
     session = Session(claims, relay)
     app[SESSIONS].add(session)

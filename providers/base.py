@@ -34,6 +34,14 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Transcript:
+    """Text of the agent's speech, as a provider streams it beside the audio."""
+
+    text: str
+    final: bool = False  # the response's text is complete: its last word too
+
+
+@dataclass(frozen=True)
 class Audio:
     """An output-audio message: the base64 audio it carries and how it is encoded."""
 
@@ -77,6 +85,15 @@ class Provider(ABC):
 
     def observe(self, message: Message) -> None:  # noqa: B027  # optional hook, empty by design
         """See every upstream message (formats announced in session/metadata events)."""
+
+    def transcript(self, message: Message) -> Transcript | None:
+        """The agent's transcript this message carries, for text-informed visemes."""
+        return None
+
+    def strip(self, message: Message) -> Message | None:
+        """The message as the client should see it: what the gateway asked for on its
+        own behalf removed (None: nothing is left to send). Default: unchanged."""
+        return message
 
     @abstractmethod
     def inject(self, message: Message, visemes: Message) -> tuple[Message, Message | None]:

@@ -10,7 +10,7 @@ import aiohttp
 
 from viseme_engine.audio import AudioFormat
 
-from .base import Audio, Message, Provider, Target, UpstreamRefused
+from .base import Audio, Message, Provider, Target, Transcript, UpstreamRefused
 
 _FORMATS = {
     f"pcm_{r}": AudioFormat("pcm_s16le", r) for r in (8000, 16000, 22050, 24000, 44100, 48000)
@@ -27,6 +27,12 @@ class ElevenLabs(Provider):
         rate = config.get("sample_rate", 16000)
         self._format = _FORMATS.get(f"pcm_{rate}", AudioFormat("pcm_s16le", 16000))
         self._interrupted_at = 0  # audio with event_id <= this is dropped by the clients
+        # Text: an audio event's `alignment` carries its own characters; where the
+        # agent sends none, `agent_response` (the turn's whole text) stands in.
+        # Which one applies is only known at the turn's first audio event.
+        self._aligned = False  # some audio event of this session carried alignment
+        self._turn_audio = False  # this turn has had audio
+        self._held: str | None = None  # agent_response text awaiting that answer
 
     async def target(self, http: aiohttp.ClientSession, client_path: str) -> Target:
         agent = {"agent_id": self.config["agent_id"]}
@@ -56,6 +62,8 @@ class ElevenLabs(Provider):
         return message.get("type") == "conversation_initiation_metadata"
 
     def observe(self, message: Message) -> None:
+        if self.resets(message):
+            self._turn_audio, self._held = False, None
         if message.get("type") == "interruption":
             event = message.get("interruption_event") or {}
             with contextlib.suppress(TypeError, ValueError):
@@ -79,6 +87,29 @@ class ElevenLabs(Provider):
         if chunk_id <= self._interrupted_at:
             return None  # in flight when the user interrupted: the SDKs never play it
         return Audio(event["audio_base_64"], self._format, chunk_id)
+
+    def transcript(self, message: Message) -> Transcript | None:
+        kind = message.get("type")
+        if kind == "agent_response":
+            event = message.get("agent_response_event") or {}
+            text = event.get("agent_response") if isinstance(event, dict) else None
+            if not isinstance(text, str) or self._aligned:
+                return None
+            if not self._turn_audio:
+                self._held = text
+                return None
+            return Transcript(text, final=True)
+        if kind != "audio":
+            return None
+        event = message.get("audio_event")
+        alignment = event.get("alignment") if isinstance(event, dict) else None
+        chars = alignment.get("chars") if isinstance(alignment, dict) else None
+        self._turn_audio = True
+        if isinstance(chars, list) and all(isinstance(c, str) for c in chars):
+            self._aligned, self._held = True, None
+            return Transcript("".join(chars))
+        held, self._held = self._held, None
+        return Transcript(held, final=True) if held is not None else None
 
     def resets(self, message: Message) -> bool:
         # No end-of-response event exists: a new user transcript starts the next turn.

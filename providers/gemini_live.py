@@ -10,7 +10,7 @@ import aiohttp
 
 from viseme_engine.audio import AudioError, AudioFormat
 
-from .base import Audio, Message, Provider, Target
+from .base import Audio, Message, Provider, Target, Transcript
 
 _PATH = re.compile(
     r"/+ws/google\.ai\.generativelanguage\.(v1alpha|v1beta|v1)\.GenerativeService\."
@@ -30,6 +30,9 @@ class GeminiLive(Provider):
     def __init__(self, config: dict[str, Any], settings: Any) -> None:
         super().__init__(config, settings)
         self._chunks = 0
+        # Set when the client's setup did not ask for output transcription and
+        # the gateway did: those events are then the gateway's, not the client's.
+        self._strip_transcription = False
 
     async def target(self, http: aiohttp.ClientSession, client_path: str) -> Target:
         version = (parse_path(client_path) or ("v1beta", ""))[0]
@@ -44,12 +47,43 @@ class GeminiLive(Provider):
         return Target(f"{base}.{version}.GenerativeService.{method}?{query}")
 
     def rewrite_client(self, message: Message) -> Message | None:
-        model = self.config.get("model")
         setup = message.get("setup")
-        if model is None or not isinstance(setup, dict):
+        if not isinstance(setup, dict):
             return None
-        name = model if model.startswith("models/") else f"models/{model}"
-        return {**message, "setup": {**setup, "model": name}}
+        setup = dict(setup)
+        model = self.config.get("model")
+        if model is not None:
+            setup["model"] = model if model.startswith("models/") else f"models/{model}"
+        if self.settings.text_informed and not _asks_transcription(setup):
+            # The transcript pins the visemes: ask for it, and hide it from the client.
+            key = "output_audio_transcription" if _snake_case(setup) else "outputAudioTranscription"
+            setup[key] = {}
+            self._strip_transcription = True
+        if setup == message["setup"]:
+            return None
+        return {**message, "setup": setup}
+
+    def transcript(self, message: Message) -> Transcript | None:
+        content = message.get("serverContent")
+        if not isinstance(content, dict):
+            return None
+        text = (content.get("outputTranscription") or {}).get("text")
+        if isinstance(text, str):
+            return Transcript(text)
+        if content.get("generationComplete"):
+            return Transcript("", final=True)
+        return None
+
+    def strip(self, message: Message) -> Message | None:
+        content = message.get("serverContent")
+        if not self._strip_transcription or not isinstance(content, dict):
+            return message
+        if "outputTranscription" not in content:
+            return message
+        rest = {k: v for k, v in content.items() if k != "outputTranscription"}
+        if not rest and set(message) == {"serverContent"}:
+            return None  # a message of transcription only: the client never asked for it
+        return {**message, "serverContent": rest}
 
     def gate_opens(self, message: Message) -> bool:
         return "setupComplete" in message
@@ -78,6 +112,15 @@ class GeminiLive(Provider):
         # Beside serverContent, never a message of its own: google-genai's Python
         # receiver fails on a message whose only key it does not know.
         return {**message, "mascotVisemes": visemes}, None
+
+
+def _asks_transcription(setup: Message) -> bool:
+    return "outputAudioTranscription" in setup or "output_audio_transcription" in setup
+
+
+def _snake_case(setup: Message) -> bool:
+    """Python clients write setup fields in snake_case, JS clients in camelCase."""
+    return any("_" in key for key in setup) and not any(key != key.lower() for key in setup)
 
 
 def _mime_format(mime: str) -> AudioFormat | None:

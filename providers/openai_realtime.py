@@ -9,9 +9,11 @@ import aiohttp
 
 from viseme_engine.audio import AudioFormat
 
-from .base import Audio, Message, Provider, Target
+from .base import Audio, Message, Provider, Target, Transcript
 
 _AUDIO_DELTAS = ("response.output_audio.delta", "response.audio.delta")
+_TEXT_DELTAS = ("response.output_audio_transcript.delta", "response.audio_transcript.delta")
+_TEXT_DONE = ("response.output_audio_transcript.done", "response.audio_transcript.done")
 _RESETS = (
     "input_audio_buffer.speech_started",
     "response.created",
@@ -58,6 +60,14 @@ class OpenAIRealtime(Provider):
             return None
         self._chunks += 1
         return Audio(delta, self._format, self._chunks)
+
+    def transcript(self, message: Message) -> Transcript | None:
+        kind = message.get("type")
+        if kind in _TEXT_DELTAS and isinstance(message.get("delta"), str):
+            return Transcript(message["delta"])
+        if kind in _TEXT_DONE:
+            return Transcript("", final=True)  # the deltas already carried the words
+        return None
 
     def resets(self, message: Message) -> bool:
         return message.get("type") in _RESETS

@@ -25,7 +25,7 @@ from viseme_engine.audio import AudioError, AudioFormat
 from viseme_engine.batcher import EngineOverloaded
 from viseme_engine.engine import EngineStream, VisemeEngine
 
-from .base import Audio, Message, Provider
+from .base import Audio, Message, Provider, Transcript
 
 log = logging.getLogger("providers")
 MAX_MESSAGE = 16 * 1024 * 1024  # providers send up to 15-16 MiB
@@ -67,6 +67,7 @@ class Relay:
         viseme_model: str,
         metrics: Metrics,
         inject: bool = True,
+        use_text: bool = False,
     ) -> None:
         self.provider = provider
         self._client = client
@@ -79,6 +80,8 @@ class Relay:
         self._stream_ms = 0.0  # audio fed to the current stream
         self._gate_open = False
         self._inject = inject  # off: a plain relay (same parsing, no audio decoding)
+        self._use_text = use_text and inject  # the transcript pins the visemes
+        self._text: list[Transcript] = []  # transcript of the current turn, before its audio
         self._closing: tuple[int, str] | None = None
 
     async def run(self) -> None:
@@ -159,7 +162,16 @@ class Relay:
         provider = self.provider
         provider.observe(message)
         if provider.resets(message):
-            self._stream = None
+            self._stream, self._text = None, []
+        if self._use_text:
+            text = provider.transcript(message)
+            if text is not None:
+                await self._add_text(text)
+        shown = provider.strip(message)
+        if shown is None:
+            return  # only the gateway asked for it (Gemini's transcription)
+        if shown is not message:
+            message, frame = shown, encode(shown, frame)
         audio = provider.audio(message) if self._gate_open and self._inject else None
         visemes = await self._visemes(audio) if audio is not None else None
         if visemes is None:
@@ -171,6 +183,11 @@ class Relay:
                 await self._send(json.dumps(extra, separators=(",", ":")))
         if not self._gate_open and provider.gate_opens(message):
             self._gate_open = True
+
+    async def _add_text(self, text: Transcript) -> None:
+        self._text.append(text)
+        if self._stream is not None:
+            await self._stream.add_text(text.text, text.final)
 
     async def _send(self, frame: str | bytes) -> None:
         if isinstance(frame, bytes):
@@ -190,8 +207,10 @@ class Relay:
             self._metrics.visemes_skipped.labels(name, "bad_audio").inc()
             return None
         if self._stream is None or self._stream_format != audio.format:
-            self._stream = self._engine.open_stream(self._model, audio.format)
+            self._stream = self._engine.open_stream(self._model, audio.format, self._use_text)
             self._stream_format, self._stream_ms = audio.format, 0.0
+            for text in self._text:  # the turn's text so far, often ahead of its audio
+                await self._stream.add_text(text.text, text.final)
         duration_ms = len(pcm) / audio.format.bytes_per_sample / audio.format.sample_rate * 1000
         start_ms = self._stream_ms
         began = time.perf_counter()

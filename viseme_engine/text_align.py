@@ -116,12 +116,15 @@ class TextAligner:
     def take_words(self, text: str, final: bool = False) -> str:
         """Add a transcript piece; return the text of the words it completed.
 
-        A word is complete once whitespace follows it (or `final`); the rest
-        waits for the next piece. Phonemize what this returns (off the event
+        A word is complete once whitespace or closing punctuation follows it
+        (or `final`); the rest waits for the next piece. Phonemize what this returns (off the event
         loop: espeak-ng is a subprocess) and pass it to `add_visemes`.
         """
         text = self._pending + text
         if final:
+            self._pending = ""
+            return text
+        if re.search(r"[.,!?;:\u3002]$", text):  # "mom." ends a word: no need to wait
             self._pending = ""
             return text
         m = re.search(r"\s\S*$", text)

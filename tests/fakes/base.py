@@ -32,11 +32,13 @@ Frame = str | bytes
 Message = dict[str, Any]
 # talk: the full script; hold: opening only, then listen; drop: one audio message,
 # then the TCP connection dies; custom_close: a close frame with a code of our own;
-# echo: every client frame goes back as it came; refuse: HTTP 403 at the handshake.
-Scenario = Literal["talk", "hold", "drop", "custom_close", "echo", "refuse"]
+# echo: every client frame goes back as it came; refuse: HTTP 403 at the handshake;
+# transcribed: one uninterrupted response whose transcript comes before its audio.
+Scenario = Literal["talk", "hold", "drop", "custom_close", "echo", "refuse", "transcribed"]
 # 123 bytes, the most a close frame carries, with two-byte characters to cut wrongly.
 CUSTOM_CLOSE = (4321, "agent went home " + "é" * 53 + "!")
 SENTENCE = "Bob may pay my mom"
+TRANSCRIPT = SENTENCE + "."  # what the agent's transcript events say, in the provider's shape
 UNKNOWN_EVENT: Message = {"type": "brand_new.event", "payload": {"n": [1, 2, 3], "s": "é"}}
 
 
@@ -154,6 +156,10 @@ class FakeProvider(ABC):
     async def talk(self, conn: ServerConnection, seen: Seen) -> None:
         """The full script: pings, unknown events, audio, a tool call, an interruption."""
 
+    async def transcribed(self, conn: ServerConnection, seen: Seen) -> None:
+        """One response: its transcript events, then all its audio, then its end."""
+        raise NotImplementedError(type(self).__name__)
+
     @abstractmethod
     def audio_message(self, pcm: bytes, index: int) -> Frame:
         """One output-audio message carrying `pcm`."""
@@ -187,6 +193,8 @@ class FakeProvider(ABC):
     async def _play(self, conn: ServerConnection, seen: Seen) -> None:
         if self.scenario == "talk":
             await self.talk(conn, seen)
+        elif self.scenario == "transcribed":
+            await self.transcribed(conn, seen)
         elif self.scenario == "drop":
             await self.send_audio(conn, self.chunks()[0], 1)
             await asyncio.sleep(0.05)

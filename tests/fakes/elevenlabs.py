@@ -9,7 +9,16 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
-from .base import UNKNOWN_EVENT, FakeProvider, Frame, Message, Scenario, Seen, b64
+from .base import (
+    TRANSCRIPT,
+    UNKNOWN_EVENT,
+    FakeProvider,
+    Frame,
+    Message,
+    Scenario,
+    Seen,
+    b64,
+)
 
 WS_PATH = "/v1/convai/conversation"
 SIGNED_URL_PATH = "/v1/convai/conversation/get-signed-url"
@@ -78,6 +87,14 @@ class FakeElevenLabs(FakeProvider):
     def audio_message(self, pcm: bytes, index: int) -> Frame:
         event = {"audio_base_64": b64(pcm), "event_id": index}
         return json.dumps({"type": "audio", "audio_event": event})
+
+    async def transcribed(self, conn: ServerConnection, seen: Seen) -> None:
+        # The agent's text first, as ElevenLabs sends it, then its audio (no alignment).
+        event = {"agent_response": TRANSCRIPT}
+        await conn.send(json.dumps({"type": "agent_response", "agent_response_event": event}))
+        for index, pcm in enumerate(self.chunks(), start=1):
+            await self.send_audio(conn, pcm, index)
+        await conn.send(json.dumps({"type": "ping", "ping_event": {"event_id": 9, "ping_ms": 1}}))
 
     async def talk(self, conn: ServerConnection, seen: Seen) -> None:
         chunks = self.chunks()

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
-from .base import FakeProvider, Frame, Message, Scenario, Seen, b64
+from .base import TRANSCRIPT, FakeProvider, Frame, Message, Scenario, Seen, b64
 
 _PATH = re.compile(
     r"/ws/google\.ai\.generativelanguage\.(v1alpha|v1beta|v1)\.GenerativeService\."
@@ -59,6 +59,16 @@ class FakeGemini(FakeProvider):
     def audio_message(self, pcm: bytes, index: int) -> Frame:
         inline = {"mimeType": f"audio/pcm;rate={self.rate}", "data": b64(pcm)}
         return binary({"serverContent": {"modelTurn": {"parts": [{"inlineData": inline}]}}})
+
+    async def transcribed(self, conn: ServerConnection, seen: Seen) -> None:
+        # Gemini sends transcription pieces in messages of their own.
+        words = TRANSCRIPT.split(" ")
+        for piece in (" ".join(words[:2]) + " ", " ".join(words[2:])):
+            await conn.send(binary({"serverContent": {"outputTranscription": {"text": piece}}}))
+        for index, pcm in enumerate(self.chunks(), start=1):
+            await self.send_audio(conn, pcm, index)
+        await conn.send(binary({"serverContent": {"generationComplete": True}}))
+        await conn.send(binary({"serverContent": {"turnComplete": True}}))
 
     async def talk(self, conn: ServerConnection, seen: Seen) -> None:
         chunks = self.chunks()

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
-from .base import UNKNOWN_EVENT, FakeProvider, Frame, Message, Seen, b64
+from .base import TRANSCRIPT, UNKNOWN_EVENT, FakeProvider, Frame, Message, Seen, b64
 
 PATH = "/v1/realtime"
 FUNCTION_CALL: Message = {
@@ -56,6 +56,21 @@ class FakeOpenAI(FakeProvider):
             content_index=0,
             delta=b64(pcm),
         )
+
+    async def transcribed(self, conn: ServerConnection, seen: Seen) -> None:
+        await conn.send(self.event("response.created", response={"id": "resp_t"}))
+        ids = {"response_id": "resp_t", "item_id": "item_t", "output_index": 0, "content_index": 0}
+        words = TRANSCRIPT.split(" ")
+        for i, word in enumerate(words):  # deltas as the service cuts them: " word"
+            delta = word if i == 0 else " " + word
+            kind = "response.output_audio_transcript.delta"
+            await conn.send(self.event(kind, delta=delta, **ids))
+        for index, pcm in enumerate(self.chunks(), start=1):
+            await self.send_audio(conn, pcm, index)
+        done = "response.output_audio_transcript.done"
+        await conn.send(self.event(done, transcript=TRANSCRIPT, **ids))
+        await conn.send(self.event("response.output_audio.done", response_id="resp_t"))
+        await conn.send(self.event("response.done", response={"id": "resp_t"}))
 
     async def talk(self, conn: ServerConnection, seen: Seen) -> None:
         chunks = self.chunks()

@@ -1,0 +1,160 @@
+"""Text-informed visemes through the relay: each provider's transcript events pin them.
+
+Each fake sends one response whose transcript comes, in the provider's own
+event shape, before its audio. The official SDKs hold the conversation. The
+visemes they receive must be exactly those of a local stream given the same
+audio chunks and the same transcript pieces, and must differ from acoustic-only
+visemes: proof that the relay read the transcript and used it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google import genai
+from openai import AsyncOpenAI
+
+from gateway.settings import Settings
+from tests.fakes.base import TRANSCRIPT, Message, until
+from tests.fakes.elevenlabs import FakeElevenLabs
+from tests.fakes.gateway import Gateway, point_at, running_gateway
+from tests.fakes.gemini import FakeGemini
+from tests.fakes.openai import FakeOpenAI
+from tests.test_processes import self_signed
+from tests.test_relay_elevenlabs import AGENT, Speaker, conversation, customer_backend
+from tests.test_relay_gemini import API_KEY_CONFIG, Tap
+from viseme_engine.audio import AudioFormat
+from viseme_engine.engine import LoadedModels
+from viseme_engine.stream import VisemeStream
+from viseme_engine.text_align import TextAligner, expected_visemes
+
+Pieces = Sequence[tuple[str, bool]]  # transcript pieces as the relay is given them
+
+
+def reference(
+    models: LoadedModels, rate: int, chunks: Sequence[bytes], pieces: Pieces | None
+) -> list[list[Message]]:
+    """Per audio chunk, the viseme entries a relay session must inject."""
+    aligner = None
+    if pieces is not None:
+        aligner = TextAligner("en")
+        for text, final in pieces:  # what EngineStream.add_text does, in line
+            done = aligner.take_words(text, final)
+            if done.strip():
+                aligner.add_visemes(expected_visemes(done, "en"))
+    stream = VisemeStream(models.models["default"], AudioFormat("pcm_s16le", rate), text=aligner)
+    out, start_ms = [], 0.0
+    for pcm in chunks:
+        events = stream.feed(pcm)
+        out.append([{"visemeId": e.viseme_id, "offset": max(0, round(e.offset_ms - start_ms))}
+                    for e in events])  # fmt: skip
+        start_ms += len(pcm) / 2 / rate * 1000
+    return out
+
+
+def check(
+    got: list[list[Message]], models: LoadedModels, rate: int, chunks: Sequence[bytes],
+    pieces: Pieces,
+) -> None:  # fmt: skip
+    informed = reference(models, rate, chunks, pieces)
+    assert got == informed
+    assert informed != reference(models, rate, chunks, None)  # the text changed something
+
+
+@pytest.fixture
+def tls(tmp_path: Path) -> tuple[Path, Path]:
+    return self_signed(tmp_path)
+
+
+@pytest.fixture
+async def openai_world(
+    settings: Settings, loaded_models: LoadedModels
+) -> AsyncIterator[tuple[FakeOpenAI, Gateway]]:
+    async with (
+        FakeOpenAI("transcribed") as fake,
+        running_gateway(point_at(settings, fake), loaded_models) as gw,
+    ):
+        yield fake, gw
+
+
+async def test_openai_transcript_deltas_pin_the_visemes(
+    openai_world: tuple[FakeOpenAI, Gateway], loaded_models: LoadedModels
+) -> None:
+    fake, gw = openai_world
+    signed_url = (await gw.sign("openai", {"ephemeral_token": "ek_test_1"}))["signed_url"]
+    client = AsyncOpenAI(api_key="sk-unused", websocket_base_url=signed_url)
+    events: list[Message] = []
+    async with client.realtime.connect(model="gpt-realtime") as connection:
+        async with asyncio.timeout(10):
+            while not events or events[-1]["type"] != "response.done":
+                events.append(json.loads(await connection.recv_bytes()))
+    deltas = [e for e in events if e["type"] == "response.output_audio.delta"]
+    words = TRANSCRIPT.split(" ")
+    pieces = [(w if i == 0 else " " + w, False) for i, w in enumerate(words)]
+    got = [d["mascotVisemes"]["visemes"] for d in deltas]
+    check(got, loaded_models, fake.rate, fake.sent_audio, pieces)
+    # the transcript events themselves reach the client as they came
+    texts = [e["delta"] for e in events if e["type"] == "response.output_audio_transcript.delta"]
+    assert "".join(texts) == TRANSCRIPT
+
+
+async def test_elevenlabs_agent_response_pins_the_visemes(
+    settings: Settings, loaded_models: LoadedModels
+) -> None:
+    async with (
+        FakeElevenLabs("transcribed") as fake,
+        running_gateway(point_at(settings, fake), loaded_models) as gw,
+    ):
+        backend = await customer_backend(gw, AGENT)
+        conv = conversation(backend, Speaker())
+        await conv.start_session()  # type: ignore[no-untyped-call]  # the SDK leaves it untyped
+        n = len(fake.chunks())
+        await until(lambda: sum(f["type"] == "visemes" for f in conv.frames) == n)
+        await conv.end_session()  # type: ignore[no-untyped-call]
+        await conv.wait_for_session_end()
+        await backend.close()
+    got = [f["visemes"] for f in conv.frames if f["type"] == "visemes"]
+    check(got, loaded_models, fake.rate, fake.sent_audio, [(TRANSCRIPT, True)])
+
+
+@pytest.mark.parametrize("client_asks", [False, True])
+async def test_gemini_transcription_is_asked_for_and_hidden_unless_the_client_asked(
+    settings: Settings, loaded_models: LoadedModels, tls: tuple[Path, Path], client_asks: bool
+) -> None:
+    async with (
+        FakeGemini("transcribed") as fake,
+        running_gateway(point_at(settings, fake), loaded_models, tls=tls) as gw,
+    ):
+        signed = await gw.sign("gemini", API_KEY_CONFIG)
+        client = genai.Client(
+            api_key=signed["api_key"],
+            http_options={"base_url": signed["base_url"], "api_version": "v1beta",
+                          "async_client_args": {"ssl": gw.client_ssl}},
+        )  # fmt: skip
+        config: Any = {"response_modalities": ["AUDIO"]}
+        if client_asks:
+            config["output_audio_transcription"] = {}
+        async with client.aio.live.connect(model="gemini-live-2.5", config=config) as session:
+            tap = Tap(session._ws)
+            session._ws = tap  # type: ignore[assignment]
+            messages = [m async for m in session.receive()]
+        setup = fake.last.messages()[0]["setup"]
+    # upstream always transcribes: the gateway asks when the client did not
+    assert {"outputAudioTranscription", "output_audio_transcription"} & set(setup)
+    heard = [
+        m.server_content.output_transcription.text
+        for m in messages
+        if m.server_content and m.server_content.output_transcription
+    ]
+    # the client sees transcription exactly when it asked for it
+    assert "".join(t or "" for t in heard) == (TRANSCRIPT if client_asks else "")
+    raw = [json.loads(f) for f in tap.frames]
+    got = [r["mascotVisemes"]["visemes"] for r in raw if "mascotVisemes" in r]
+    words = TRANSCRIPT.split(" ")
+    pieces = [(" ".join(words[:2]) + " ", False), (" ".join(words[2:]), False)]
+    check(got, loaded_models, fake.rate, fake.sent_audio, pieces)
