@@ -56,7 +56,10 @@ async def visemes_audio(request: web.Request) -> web.StreamResponse:
         raise EngineUnavailable("Viseme engine is not ready")
     tts = ENGINES[body.tts_engine](request.app[HTTP], settings)
     fmt = AudioFormat("pcm_s16le", tts.sample_rate)
-    stream = engine.open_stream(body.model, fmt)
+    use_text = settings.text_informed and body.use_text
+    stream = engine.open_stream(body.model, fmt, use_text=use_text)
+    if use_text:  # the speech is exactly this text: it pins the visemes
+        await stream.add_text(body.text, final=True)
     speech = Speech(body.voice, body.speed, LANGUAGES[body.model], body.tts_api_key)
     chunk_bytes = settings.sse_chunk_ms * fmt.sample_rate // 1000 * fmt.bytes_per_sample
     queue: asyncio.Queue[_Item] = asyncio.Queue(_QUEUE_CHUNKS)

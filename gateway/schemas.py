@@ -202,6 +202,7 @@ class VisemesAudioRequest(Strict):
     )
     speed: Annotated[float, Field(ge=0.5, le=2.0)] = 1.0
     model: VisemeModel = Field("default", description="viseme model, also espeak's language")
+    use_text: bool = Field(True, description="false: visemes from the audio alone, not the text")
 
     @field_validator("voice", "tts_api_key")
     @classmethod

@@ -315,3 +315,23 @@ async def test_client_leaving_mid_sentence_frees_everything(
                 await asyncio.sleep(0.02)
     finally:
         await runner.cleanup()
+
+
+async def test_the_input_text_pins_the_visemes_unless_use_text_is_false(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client()
+    text = "Bob may pay my mom."
+
+    async def visemes(**extra: Any) -> list[dict[str, int]]:
+        body = {"text": text, "voice": "m3", **extra}
+        events = await read_events(await client.post("/v1/visemes-audio", json=body, headers=AUTH))
+        return check_stream(events, 22_050)
+
+    informed, acoustic = await visemes(), await visemes(use_text=False)
+    off = await make_client(text_informed=False)
+    body = {"text": text, "voice": "m3"}
+    events = await read_events(await off.post("/v1/visemes-audio", json=body, headers=AUTH))
+    assert check_stream(events, 22_050) == acoustic  # the gateway-wide switch
+    assert informed != acoustic  # same speech, the text changed the visemes
+    assert sum(v["visemeId"] == 21 for v in informed) >= 5  # b, m, p, m, m
