@@ -11,7 +11,9 @@ the arrival time. Three modes per N, in one run:
 
 - direct:   clients connect straight to the fake (the baseline transport cost);
 - relay:    through a gateway process with VISEME_GATEWAY_VISEMES=off;
-- visemes:  through a gateway process with viseme injection on.
+- acoustic: viseme injection on, transcripts ignored (VISEME_GATEWAY_TEXT_INFORMED=off);
+- visemes:  viseme injection on, each transcript delta fed to the session's
+            text aligner (viseme_engine/text_align.py), as the gateway runs by default.
 
 "added" is the mode's percentile minus the direct percentile. Gateway CPU is
 its process's CPU time over the measured window, in cores. The first second of
@@ -183,7 +185,9 @@ async def run_mode(
     return Result(mode, sessions, samples, cpu, compute)
 
 
-def start_gateway(fake_url: str, visemes: bool, engine_threads: int) -> GatewayProcess:
+def start_gateway(
+    fake_url: str, visemes: bool, engine_threads: int, text: bool = True
+) -> GatewayProcess:
     # VISEME_GATEWAY_* set for this command reach both gateways (e.g. ENGINE_MAX_WAIT_MS).
     env = {k: v for k, v in os.environ.items() if k.startswith("VISEME_GATEWAY_")}
     env |= {
@@ -192,6 +196,7 @@ def start_gateway(fake_url: str, visemes: bool, engine_threads: int) -> GatewayP
         "VISEME_GATEWAY_TOKEN_KEYS": TOKEN_KEY,
         "VISEME_GATEWAY_OPENAI_WS_URL": f"{fake_url}/v1/realtime",
         "VISEME_GATEWAY_VISEMES": "on" if visemes else "off",
+        "VISEME_GATEWAY_TEXT_INFORMED": "on" if text else "off",
     }
     gateway = GatewayProcess(env)
     gateway.wait_ready()
@@ -241,12 +246,15 @@ async def main(sessions_list: list[int], seconds: float, engine_threads: int) ->
         fake_url = f"ws://127.0.0.1:{port}"
         gateways = {
             "relay": await asyncio.to_thread(start_gateway, fake_url, False, engine_threads),
+            "acoustic": await asyncio.to_thread(
+                start_gateway, fake_url, True, engine_threads, False
+            ),
             "visemes": await asyncio.to_thread(start_gateway, fake_url, True, engine_threads),
         }
         results: list[Result] = []
         try:
             for n in sessions_list:
-                for mode in ("direct", "relay", "visemes"):
+                for mode in ("direct", "relay", "acoustic", "visemes"):
                     result = await run_mode(mode, n, seconds, fake_url, gateways.get(mode))
                     results.append(result)
                     print(f"  done: {n} sessions, {mode}", flush=True)

@@ -49,14 +49,48 @@ _STRESS = "',%="
 
 
 def phonemize(text: str, lang: str) -> list[list[str]]:
-    """espeak-ng's phoneme mnemonics, one list per spoken word (numbers expanded)."""
+    """espeak-ng's phoneme mnemonics, one list per spoken word (numbers expanded).
+
+    Each written word is phonemized on its own and remembered: a relay session
+    sends a transcript piece every few hundred ms, and conversations repeat
+    their words, so espeak-ng (a subprocess) runs once per new word, all of a
+    piece's new words in one call (one input line gives one output line).
+    """
+    tokens = [t for t in text.split() if any(c.isalnum() for c in t)]
+    cache = _WORDS.setdefault(lang, {})
+    missing = list(dict.fromkeys(t for t in tokens if t not in cache))
+    if missing:
+        lines = _espeak_lines("\n".join(missing), lang)
+        if len(lines) != len(missing):  # a token espeak-ng split or dropped: one by one
+            lines = [" ".join(_espeak_lines(t, lang)) for t in missing]
+        if len(cache) > _CACHE_WORDS:
+            cache.clear()
+        for token, line in zip(missing, lines, strict=True):
+            cache[token] = _parse_line(line)
+    return [word for t in tokens for word in (cache[t] if t in cache else _word_now(t, lang))]
+
+
+_WORDS: dict[str, dict[str, list[list[str]]]] = {}  # language -> written word -> phonemes
+_CACHE_WORDS = 50_000
+
+
+def _word_now(token: str, lang: str) -> list[list[str]]:
+    """A token cleared from the cache between the call and its use: phonemize it again."""
+    return _parse_line(" ".join(_espeak_lines(token, lang)))
+
+
+def _parse_line(line: str) -> list[list[str]]:
+    """`-x --sep=_` output: words apart by spaces, phonemes by "_", stress marks dropped."""
+    return [[p.lstrip(_STRESS) for p in w.split("_") if p.lstrip(_STRESS)] for w in line.split()]
+
+
+def _espeak_lines(text: str, lang: str) -> list[str]:
     espeak = shutil.which("espeak-ng") or "espeak-ng"
     res = subprocess.run(  # noqa: S603
-        [espeak, "-v", ESPEAK_VOICE[lang], "-q", "-x", "--sep=_", text],
-        capture_output=True, text=True, check=True, timeout=30,
+        [espeak, "-v", ESPEAK_VOICE[lang], "-q", "-x", "--sep=_"],
+        input=text, capture_output=True, text=True, check=True, timeout=30,
     )  # fmt: skip
-    return [[p.lstrip(_STRESS) for p in w.split("_") if p.lstrip(_STRESS)]
-            for w in res.stdout.split()]  # fmt: skip
+    return [line for line in res.stdout.splitlines() if line.strip()]
 
 
 def word_visemes(phones: Sequence[str], lang: str) -> list[int]:
