@@ -2,7 +2,7 @@
 
 The relay core (`providers.relay`) does all the I/O; an adapter only looks at
 parsed JSON messages and says what they mean. Anything an adapter does not
-recognise is relayed untouched (rule 4 of ../shared/STYLE.md).
+recognise is relayed untouched (docs/protocols.md, "The relay endpoints").
 """
 
 from __future__ import annotations

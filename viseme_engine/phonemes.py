@@ -1,7 +1,7 @@
 # ruff: noqa: RUF002  (IPA letters in docstrings are the subject of this module)
 """Phoneme -> viseme tables: the one place that decides which mouth shape a phone gets.
 
-Viseme IDs are Microsoft SAPI / Azure's 0-21 (PROTOCOLS.md section 3):
+Viseme IDs are Microsoft SAPI / Azure's 0-21 (docs/protocols.md):
 0 silence, 1 æ ə ʌ, 2 ɑ, 3 ɔ, 4 ɛ ʊ (ey eh uh), 5 ɝ, 6 j i ɪ, 7 w u, 8 o, 9 aʊ,
 10 ɔɪ, 11 aɪ, 12 h, 13 ɹ, 14 l, 15 s z, 16 ʃ tʃ dʒ ʒ, 17 ð θ, 18 f v,
 19 d t n, 20 k g ŋ, 21 p b m.

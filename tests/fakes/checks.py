@@ -10,7 +10,7 @@ VISEME_FIELDS = {"visemes", "audio_event_id", "subchunk_id", "total_chunks", "au
 
 
 def assert_visemes(visemes: Message, audio: bytes, rate: int, event_id: Any) -> None:
-    """The documented object (PROTOCOLS.md section 2), tied to this audio chunk."""
+    """The documented object (docs/protocols.md, "The viseme object"), tied to this chunk."""
     assert visemes.keys() >= VISEME_FIELDS, visemes
     duration = len(audio) / 2 / rate * 1000
     assert visemes["audio_event_id"] == event_id
