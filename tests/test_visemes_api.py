@@ -82,7 +82,7 @@ async def test_wav_gives_a_chunked_sse_timeline(make_client: MakeClient) -> None
 async def test_raw_pcm_and_sample_rate(make_client: MakeClient) -> None:
     client = await make_client()
     pcm, rate = espeak_pcm("Hello.")
-    body = {"audio": b64(pcm), "sample_rate": rate, "model": "indonesian"}
+    body = {"audio": b64(pcm), "sample_rate": float(rate), "model": "indonesian"}  # 22050.0
     response = await client.post("/v1/visemes", json=body, headers=AUTH)
     events = await read_events(response)
     assert response.status == 200
@@ -194,6 +194,7 @@ def wav_header(tag: int, channels: int, rate: int, bits: int, data: bytes) -> by
         ({"audio": "AAAA", "sample_rate": 7000}, "sample_rate"),
         ({"audio": "AAAA", "sample_rate": 96000}, "sample_rate"),
         ({"audio": "AAAA", "sample_rate": "16000"}, "sample_rate"),
+        ({"audio": "AAAA", "sample_rate": 16000.5}, "sample_rate"),
         ({"audio": b64(wav_header(1, 2, 16000, 16, b"\0" * 64))}, "2 channels"),
         ({"audio": b64(wav_header(3, 1, 16000, 32, b"\0" * 64))}, "not PCM"),
         ({"audio": b64(wav_header(1, 1, 16000, 16, b""))}, "empty"),
