@@ -7,7 +7,6 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
@@ -26,13 +25,8 @@ VisemeModel = Literal["default", "indonesian"]
 SampleRate = Literal[8000, 16000, 22050, 24000, 44100, 48000]  # ElevenLabs' output formats
 
 
-def _integral(value: object) -> object:
-    """JSON Schema counts 16000.0 as an integer: so do we (but never "16000" or 1.5)."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
 # /v1/visemes resamples any rate in viseme_engine.audio's range
-AnyRate = Annotated[int, BeforeValidator(_integral), Field(ge=MIN_RATE, le=MAX_RATE, strict=True)]
+AnyRate = Annotated[int, Field(ge=MIN_RATE, le=MAX_RATE, strict=True)]
 _Secret = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^\S+$")]
 _Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._/-]+$")]
 _VarName = Annotated[str, Field(min_length=1, max_length=128)]
@@ -140,6 +134,13 @@ class VisemesRequest(Strict):
         16000, description="raw PCM only, 8000-48000 Hz; a WAV header wins"
     )
     model: VisemeModel = "default"
+
+    @field_validator("sample_rate", mode="before")
+    @classmethod
+    def _integral(cls, value: object) -> object:
+        """JSON Schema counts 16000.0 as an integer: so do we (never "16000" or 1.5)."""
+        return int(value) if isinstance(value, float) and value.is_integer() else value
+
     text: Annotated[str, Field(max_length=20_000)] | SkipJsonSchema[None] = Field(
         None, description="the transcript of the audio: visemes follow its words"
     )
