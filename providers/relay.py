@@ -32,6 +32,9 @@ MAX_MESSAGE = 16 * 1024 * 1024  # providers send up to 15-16 MiB
 Side = Literal["client", "upstream"]
 # Reserved: "no status", "abnormal" and "TLS failure" are never on the wire.
 UNSENDABLE = {1005, 1006, 1015}
+# What an adapter raises on a known event with fields of the wrong shape
+# ("rate": "abc", a string where an object belongs): the event is relayed as is.
+MALFORMED = (TypeError, ValueError, KeyError, AttributeError, IndexError)
 
 
 def close_code(code: int | None) -> int:
@@ -97,15 +100,19 @@ class Relay:
             for task in (up, down):
                 task.cancel()
             await asyncio.gather(up, down, return_exceptions=True)
-        ended = "client"
+        ended: Side | None = "client"
         for task in done:
             if task.cancelled():
                 continue
             if task.exception() is not None:
                 log.warning("relay pump failed: %r", task.exception())
+                ended = None
             else:
                 ended = task.result()
-        if self._closing is not None:  # closed by us: revocation or shutdown
+        if ended is None and self._closing is None:  # a bug of ours: say so, never 1000
+            await self._client.close(code=1011, message=b"gateway relay error")
+            await self._upstream.close(1011, "gateway relay error")
+        elif self._closing is not None:  # closed by us: revocation or shutdown
             code, reason = self._closing
             await self._client.close(code=code, message=reason.encode())
             await self._upstream.close(1000, "client session ended")
@@ -159,6 +166,16 @@ class Relay:
         if message is None:
             await self._send(frame)
             return
+        try:
+            await self._forward_message(message, frame)
+        except MALFORMED as exc:
+            # Raised before anything of this message was sent: relay it as it came.
+            kind = message.get("type", "?") if isinstance(message.get("type"), str) else "?"
+            log.warning("%s: malformed %s event relayed as is: %r", self.provider.name, kind, exc)
+            self._metrics.visemes_skipped.labels(self.provider.name, "adapter_error").inc()
+            await self._send(frame)
+
+    async def _forward_message(self, message: Message, frame: str | bytes) -> None:
         provider = self.provider
         provider.observe(message)
         if provider.resets(message):

@@ -187,3 +187,39 @@ async def test_visemes_off_relays_audio_untouched(
             assert all("mascotVisemes" not in d for d in deltas)
             sent = b"".join(fake.sent_audio)
             assert b"".join(base64.b64decode(d["delta"]) for d in deltas) == sent
+
+
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        {"type": "session.updated",
+         "session": {"audio": {"output": {"format": {"type": "audio/pcm", "rate": "abc"}}}}},
+        {"type": "session.updated", "session": {"audio": "pcm16"}},
+        {"type": "session.updated", "session": {"audio": {"output": ["not", "an", "object"]}}},
+        {"type": "response.output_audio_transcript.delta", "delta": {"nested": 1}},
+    ],
+)  # fmt: skip
+async def test_a_malformed_known_event_is_relayed_and_the_session_lives(
+    settings: Settings, loaded_models: LoadedModels, malformed: dict[str, Any]
+) -> None:
+    # The fake echoes what the client sends, so the client plays the upstream's part.
+    async with (
+        FakeOpenAI(scenario="echo") as fake,
+        running_gateway(point_at(settings, fake), loaded_models) as gw,
+    ):
+        signed_url = (await gw.sign("openai", OPENAI))["signed_url"]
+        async with gw.http.ws_connect(signed_url) as ws:
+            assert (await ws.receive_json(timeout=5))["type"] == "session.created"
+            await ws.send_json(malformed)
+            assert await ws.receive_json(timeout=5) == malformed  # verbatim, not a close
+            pcm = b"\0\0" * 2400
+            audio = {"type": "response.output_audio.delta", "delta": base64.b64encode(pcm).decode()}
+            await ws.send_json(audio)
+            answer = await ws.receive_json(timeout=5)
+            assert answer["delta"] == audio["delta"]
+            assert "mascotVisemes" in answer  # the stream goes on with visemes
+        async with gw.http.get(f"{gw.base}/metrics") as response:
+            metrics = await response.text()
+    if malformed["type"] == "session.updated":
+        counter = "viseme_gateway_viseme_chunks_skipped_total"
+        assert f'{counter}{{provider="openai",reason="adapter_error"}} 1.0' in metrics

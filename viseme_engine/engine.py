@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,9 +187,14 @@ class EngineStream:
         if aligner is None:
             return
         done = aligner.take_words(text, final)
-        if done.strip():  # espeak-ng runs as a subprocess: off the event loop
+        if not done.strip():
+            return
+        try:  # espeak-ng runs as a subprocess: off the event loop
             words = await asyncio.to_thread(expected_visemes, done, aligner.lang)
-            aligner.add_visemes(words)
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.warning("transcript not used, espeak-ng failed: %r", exc)  # audio decides alone
+            return
+        aligner.add_visemes(words)
 
     def reset_text(self) -> None:
         """An interruption or a new response: the transcript starts over."""
