@@ -91,7 +91,7 @@ async def _relay(request: web.Request, claims: TokenClaims) -> web.StreamRespons
         provider,
         client,
         upstream,
-        app[ENGINE].engine,
+        lambda: app[ENGINE].engine,
         claims.viseme_model,
         metrics,
         inject=app[SETTINGS].visemes,

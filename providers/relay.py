@@ -14,6 +14,7 @@ import binascii
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 from aiohttp import ClientConnectionResetError, WSMsgType, web
@@ -66,7 +67,7 @@ class Relay:
         provider: Provider,
         client: web.WebSocketResponse,
         upstream: ClientConnection,
-        engine: VisemeEngine | None,
+        engine: Callable[[], VisemeEngine | None],  # the engine, once it has loaded
         viseme_model: str,
         metrics: Metrics,
         inject: bool = True,
@@ -215,7 +216,8 @@ class Relay:
     async def _visemes(self, audio: Audio) -> Message | None:
         """Visemes for one audio message, offsets relative to its start; None = skipped."""
         name = self.provider.name
-        if self._engine is None:
+        engine = self._engine()  # a session opened while the models loaded picks them up
+        if engine is None:
             self._metrics.visemes_skipped.labels(name, "engine_not_ready").inc()
             return None
         try:
@@ -224,7 +226,7 @@ class Relay:
             self._metrics.visemes_skipped.labels(name, "bad_audio").inc()
             return None
         if self._stream is None or self._stream_format != audio.format:
-            self._stream = self._engine.open_stream(self._model, audio.format, self._use_text)
+            self._stream = engine.open_stream(self._model, audio.format, self._use_text)
             self._stream_format, self._stream_ms = audio.format, 0.0
             for text in self._text:  # the turn's text so far, often ahead of its audio
                 await self._stream.add_text(text.text, text.final)

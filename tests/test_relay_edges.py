@@ -223,3 +223,26 @@ async def test_a_malformed_known_event_is_relayed_and_the_session_lives(
     if malformed["type"] == "session.updated":
         counter = "viseme_gateway_viseme_chunks_skipped_total"
         assert f'{counter}{{provider="openai",reason="adapter_error"}} 1.0' in metrics
+
+
+async def test_a_session_opened_while_the_models_load_gets_visemes_once_they_are_in(
+    settings: Settings, loaded_models: LoadedModels
+) -> None:
+    from gateway.state import ENGINE
+
+    async with (
+        FakeOpenAI(scenario="echo") as fake,
+        running_gateway(point_at(settings, fake), loaded_models) as gw,
+    ):
+        slot = gw.server.app[ENGINE]
+        engine, slot.engine = slot.engine, None  # as while the models still load
+        signed_url = (await gw.sign("openai", OPENAI))["signed_url"]
+        pcm = base64.b64encode(b"\0\0" * 2400).decode()
+        audio = {"type": "response.output_audio.delta", "delta": pcm}
+        async with gw.http.ws_connect(signed_url) as ws:
+            assert (await ws.receive_json(timeout=5))["type"] == "session.created"
+            await ws.send_json(audio)
+            assert "mascotVisemes" not in await ws.receive_json(timeout=5)
+            slot.engine = engine  # loaded now
+            await ws.send_json(audio)
+            assert "mascotVisemes" in await ws.receive_json(timeout=5)
