@@ -201,11 +201,17 @@ def _claims(payload: dict[str, Any]) -> TokenClaims:
     model = payload.get("viseme_model")
     if provider not in PROVIDERS or not isinstance(config, dict) or not isinstance(model, str):
         raise errors.TokenMalformed("Token claims are incomplete")
+    iat, exp = payload["iat"], payload["exp"]
+    if not all(isinstance(t, int | float) and not isinstance(t, bool) for t in (iat, exp)):
+        raise errors.TokenMalformed("Token times are not numbers")
+    # Only a holder of the key could mint a longer one; refuse it all the same.
+    if not 0 < exp - iat <= LIFETIME_SECONDS:
+        raise errors.TokenMalformed("Token lifetime is not the gateway's")
     return TokenClaims(
         jti=str(payload["jti"]),
         sub=str(payload["sub"]),
-        iat=float(payload["iat"]),
-        exp=float(payload["exp"]),
+        iat=float(iat),
+        exp=float(exp),
         provider=provider,
         provider_config=config,
         viseme_model=model,

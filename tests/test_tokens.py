@@ -190,11 +190,20 @@ def test_forged_token_with_good_claims_is_accepted(token_key: TokenKey) -> None:
         ({"provider_config": "x"}, errors.TokenMalformed),
         ({"jti": None}, errors.TokenMalformed),
         ({"exp": None}, errors.TokenMalformed),
+        ({"exp": time.time() + 86_400}, errors.TokenMalformed),  # a day: longer than ours
+        ({"iat": time.time() + 700}, errors.TokenError),  # exp before iat (and iat ahead)
     ],
 )
 def test_claim_checks(token_key: TokenKey, claims: dict[str, object], error: type) -> None:
     with pytest.raises(error):
         TokenCodec([token_key]).decode(_forge(token_key, **claims))
+
+
+def test_non_numeric_times_are_refused_even_unverified(token_key: TokenKey) -> None:
+    # Introspection decodes without checking expiry; a string exp must not become a 500.
+    for bad in ({"exp": "soon"}, {"iat": True}):
+        with pytest.raises(errors.TokenMalformed):
+            TokenCodec([token_key]).decode(_forge(token_key, **bad), verify_exp=False)
 
 
 def test_expiry_with_30s_leeway(token_key: TokenKey) -> None:
