@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
+from aiohttp.web_protocol import RequestPayloadError
 
 from .errors import BadRequest, GatewayError, PayloadTooLarge
 from .state import METRICS
@@ -26,16 +28,21 @@ async def read_json(request: web.Request, limit: int) -> object:
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"Request body larger than {limit} bytes")
     body = bytearray()
-    while len(body) <= limit:
-        chunk = await request.content.read(limit + 1 - len(body))
-        if not chunk:
-            break
-        body += chunk
+    try:
+        while len(body) <= limit:
+            chunk = await request.content.read(limit + 1 - len(body))
+            if not chunk:
+                break
+            body += chunk
+    except (BadHttpMessage, RequestPayloadError):  # e.g. "gzip" on a body that is not gzip
+        raise BadRequest("Request body could not be decoded (Content-Encoding)") from None
     if len(body) > limit:
         raise PayloadTooLarge(f"Request body larger than {limit} bytes")
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except RecursionError:
+        raise BadRequest("Request body is nested too deeply") from None
+    except ValueError:  # not JSON, not UTF-8, or an integer of more than 4,300 digits
         raise BadRequest("Request body is not valid JSON") from None
 
 

@@ -146,6 +146,14 @@ async def test_public_url_is_used(
             "null",
         ),
         ([1, 2], "config"),
+        (  # a control character in a secret would only fail at connect time
+            {"config": {"provider": "openai", "provider_config": {"ephemeral_token": "ek_\u0001"}}},
+            "ephemeral_token",
+        ),
+        (
+            {"config": {"provider": "gemini", "provider_config": {"api_key": "AIza\u00e9"}}},
+            "api_key",
+        ),
     ],
 )
 async def test_bad_config_names_the_problem(client: Client, body: object, field: str) -> None:
@@ -173,6 +181,23 @@ async def test_bad_json_and_methods_and_sizes(client: Client) -> None:
     response = await client.get("/nowhere")
     assert response.status == 404
     assert "error" in await response.json()
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "error"),
+    [
+        (b"[" * 5000 + b"]" * 5000, {}, "Request body is nested too deeply"),
+        (b'{"a":' * 10_000 + b"1" + b"}" * 10_000, {}, "Request body is nested too deeply"),
+        (b'{"config": ' + b"9" * 4400 + b"}", {}, "Request body is not valid JSON"),
+        (b"not gzip at all", {"Content-Encoding": "gzip"}, "Content-Encoding"),
+    ],
+)
+async def test_hostile_bodies_are_400_not_500(
+    client: Client, body: bytes, headers: dict[str, str], error: str
+) -> None:
+    response = await client.post("/v1/get-signed-url", data=body, headers={**AUTH, **headers})
+    assert response.status == 400
+    assert error in (await response.json())["error"]
 
 
 @pytest.mark.parametrize(
