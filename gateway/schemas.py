@@ -27,9 +27,8 @@ SampleRate = Literal[8000, 16000, 22050, 24000, 44100, 48000]  # ElevenLabs' out
 
 # /v1/visemes resamples any rate in viseme_engine.audio's range
 AnyRate = Annotated[int, Field(ge=MIN_RATE, le=MAX_RATE, strict=True)]
-_Secret = Annotated[
-    str, Field(min_length=1, max_length=4096, pattern=r"^[!-~]+$")
-]  # printable ASCII
+# Provider secrets are printable ASCII: a control character would only fail at connect.
+_Secret = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^[!-~]+$")]
 _Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._/-]+$")]
 _VarName = Annotated[str, Field(min_length=1, max_length=128)]
 
