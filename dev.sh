@@ -94,6 +94,7 @@ case "${1:-}" in
         helm_install
         ensure_redis
         "$VENV/bin/ruff" check .
+        "$VENV/bin/ruff" format --check .
         "$VENV/bin/mypy"
         exec "$VENV/bin/pytest" "$@"
         ;;

@@ -89,9 +89,7 @@ def test_release_ends_p_after_its_closure() -> None:
     noise = (np.random.default_rng(0).standard_normal(800) * 600).astype(np.int16)
     # vowel 100 ms, closure 60 ms, burst + aspiration 50 ms, vowel 100 ms
     audio = np.concatenate([tone, np.zeros(960, np.int16), noise, tone])
-    ends = end_bilabials_at_release(
-        audio, rate, ["a", "p", "a"], [0.10, 0.21, 0.31], [2, 21, 2]
-    )
+    ends = end_bilabials_at_release(audio, rate, ["a", "p", "a"], [0.10, 0.21, 0.31], [2, 21, 2])
     assert ends[1] == pytest.approx(0.17, abs=0.006)  # closure end + one 10 ms frame
     # a voiced closure with no silence keeps its end
     voiced = np.concatenate([tone, tone[:960] // 8, tone])

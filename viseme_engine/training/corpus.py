@@ -35,7 +35,7 @@ def is_heldout_sentence(text: str, percent: int = 8) -> bool:
 
 
 def _clean(sentence: str) -> str | None:
-    for ch in "\"()`":
+    for ch in '"()`':
         sentence = sentence.replace(ch, "")
     words = sentence.replace("--", " ").split()
     if not _MIN_WORDS <= len(words) <= _MAX_WORDS:
@@ -111,21 +111,90 @@ def indonesian_prose() -> list[str]:
     return out
 
 
-_ID_SUBJ = ("saya", "kami", "kita", "dia", "mereka", "ibu saya", "adik saya", "teman saya",
-            "bapak guru", "pak dokter", "nenek", "anak-anak", "tetangga kami", "kakak")
-_ID_VERB = ("makan", "membeli", "membaca", "menulis", "mencari", "membawa", "memasak",
-            "menjual", "melihat", "menyukai", "memesan", "membuka", "menutup", "mencuci")
-_ID_OBJ = ("nasi goreng", "buku baru", "surat panjang", "kopi hitam", "sepatu merah",
-           "pisang goreng", "jendela kamar", "mobil bapak", "baju batik", "ikan bakar",
-           "sayur bayam", "payung biru", "kue cokelat", "tiket pesawat", "sambal terasi")
-_ID_PLACE = ("di pasar", "di rumah", "di kantor", "di sekolah", "di warung", "di pantai",
-             "di Jakarta", "di Bandung", "di kampung", "di toko itu", "di dapur")
-_ID_TIME = ("tadi pagi", "kemarin sore", "besok malam", "setiap hari", "minggu depan",
-            "nanti siang", "sekarang", "tahun lalu")
-_ID_LINES = ("selamat pagi, apa kabar?", "terima kasih banyak atas bantuannya.",
-             "maaf, saya tidak mengerti.", "boleh saya bertanya sesuatu?",
-             "tolong ulangi sekali lagi.", "sampai jumpa besok!", "silakan duduk dulu.",
-             "berapa harganya?", "di mana kamar mandinya?", "saya sangat senang bertemu anda.")
+_ID_SUBJ = (
+    "saya",
+    "kami",
+    "kita",
+    "dia",
+    "mereka",
+    "ibu saya",
+    "adik saya",
+    "teman saya",
+    "bapak guru",
+    "pak dokter",
+    "nenek",
+    "anak-anak",
+    "tetangga kami",
+    "kakak",
+)
+_ID_VERB = (
+    "makan",
+    "membeli",
+    "membaca",
+    "menulis",
+    "mencari",
+    "membawa",
+    "memasak",
+    "menjual",
+    "melihat",
+    "menyukai",
+    "memesan",
+    "membuka",
+    "menutup",
+    "mencuci",
+)
+_ID_OBJ = (
+    "nasi goreng",
+    "buku baru",
+    "surat panjang",
+    "kopi hitam",
+    "sepatu merah",
+    "pisang goreng",
+    "jendela kamar",
+    "mobil bapak",
+    "baju batik",
+    "ikan bakar",
+    "sayur bayam",
+    "payung biru",
+    "kue cokelat",
+    "tiket pesawat",
+    "sambal terasi",
+)
+_ID_PLACE = (
+    "di pasar",
+    "di rumah",
+    "di kantor",
+    "di sekolah",
+    "di warung",
+    "di pantai",
+    "di Jakarta",
+    "di Bandung",
+    "di kampung",
+    "di toko itu",
+    "di dapur",
+)
+_ID_TIME = (
+    "tadi pagi",
+    "kemarin sore",
+    "besok malam",
+    "setiap hari",
+    "minggu depan",
+    "nanti siang",
+    "sekarang",
+    "tahun lalu",
+)
+_ID_LINES = (
+    "selamat pagi, apa kabar?",
+    "terima kasih banyak atas bantuannya.",
+    "maaf, saya tidak mengerti.",
+    "boleh saya bertanya sesuatu?",
+    "tolong ulangi sekali lagi.",
+    "sampai jumpa besok!",
+    "silakan duduk dulu.",
+    "berapa harganya?",
+    "di mana kamar mandinya?",
+    "saya sangat senang bertemu anda.",
+)
 
 
 def indonesian_templates(n: int, seed: int) -> list[str]:

@@ -316,10 +316,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hours", type=float, default=1.0, help="train audio to plan")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--heldout-units", type=int, default=None,
-                    help="units per held-out split (default 24 and 36; tests use fewer)")
-    ap.add_argument("--utts-per-unit", type=int, default=_UTTS_PER_UNIT,
-                    help="utterances per work unit (changes the plan; tests use fewer)")
+    ap.add_argument(
+        "--heldout-units",
+        type=int,
+        default=None,
+        help="units per held-out split (default 24 and 36; tests use fewer)",
+    )
+    ap.add_argument(
+        "--utts-per-unit",
+        type=int,
+        default=_UTTS_PER_UNIT,
+        help="utterances per work unit (changes the plan; tests use fewer)",
+    )
     ap.add_argument("--summary", action="store_true", help="print minutes per split and voice")
     args = ap.parse_args(argv)
     if args.summary:

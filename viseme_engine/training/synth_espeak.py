@@ -103,9 +103,7 @@ class Espeak:
         self._lib.espeak_SetParameter(_PARAM_RANGE, pitch_range, 0)
         self._chunks, self._events = [], []
         data = text.encode("utf-8") + b"\0"
-        rc = self._lib.espeak_Synth(
-            data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
-        )
+        rc = self._lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
         if rc != 0:
             raise RuntimeError(f"espeak_Synth failed: {rc}")
         self._lib.espeak_Synchronize()

@@ -103,7 +103,7 @@ def _synth_parts(voice: str, texts: Sequence[str], stretch: Sequence[float]) -> 
                 "(utt.synth utt)",
                 f'(utt.save.wave utt "{wav}" \'riff)',
                 f'(format t "@@{i} ")',
-                "(mapcar (lambda (s) (format t \"%s:%.4f \" (item.name s) "
+                '(mapcar (lambda (s) (format t "%s:%.4f " (item.name s) '
                 '(item.feat s "end"))) (utt.relation.items utt \'Segment))',
                 '(format t "\\n")',
             ]
@@ -113,7 +113,10 @@ def _synth_parts(voice: str, texts: Sequence[str], stretch: Sequence[float]) -> 
         script.write_text("\n".join(lines) + "\n", encoding=encoding, errors="replace")
         res = subprocess.run(  # noqa: S603
             ["festival", "--batch", str(script)],  # noqa: S607
-            capture_output=True, text=True, check=True, timeout=60 + 20 * len(texts),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60 + 20 * len(texts),
         )
         segs: dict[int, tuple[list[str], list[float]]] = {}
         for line in res.stdout.splitlines():

@@ -89,7 +89,10 @@ def espeak_id_words(text: str) -> list[list[str]]:
     """espeak-ng's `id` transcription of `text`: mnemonics per word."""
     res = subprocess.run(  # noqa: S603
         ["espeak-ng", "-v", "id", "-q", "-x", "--sep=_", text],  # noqa: S607
-        capture_output=True, text=True, check=True, timeout=60,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     words: list[list[str]] = []
     for w in res.stdout.split():
