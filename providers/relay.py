@@ -269,8 +269,16 @@ def client_response(provider: Provider) -> web.WebSocketResponse:
     )
 
 
+# websockets logs each handshake at DEBUG, request line and headers included: the
+# upstream URL carries Gemini's ?key= and the headers OpenAI's Bearer ek_... So the
+# upstream connections get a logger of their own that never goes below INFO.
+UPSTREAM_LOG = logging.getLogger("providers.upstream")
+UPSTREAM_LOG.setLevel(logging.INFO)
+
+
 def connect_options() -> dict[str, Any]:
     return {
+        "logger": UPSTREAM_LOG,
         "max_size": MAX_MESSAGE,
         "compression": None,
         "ping_interval": 20.0,

@@ -246,3 +246,26 @@ async def test_a_session_opened_while_the_models_load_gets_visemes_once_they_are
             slot.engine = engine  # loaded now
             await ws.send_json(audio)
             assert "mascotVisemes" in await ws.receive_json(timeout=5)
+
+
+async def test_provider_secrets_never_reach_the_log_even_at_debug(
+    settings: Settings, loaded_models: LoadedModels, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    secret = "ek_edge_SECRET_1234567890"
+    with caplog.at_level(logging.DEBUG):  # every logger, websockets' included
+        async with (
+            FakeOpenAI(scenario="hold") as fake,
+            running_gateway(point_at(settings, fake), loaded_models) as gw,
+        ):
+            signed_url = (await gw.sign("openai", {**OPENAI, "ephemeral_token": secret}))[
+                "signed_url"
+            ]
+            async with gw.http.ws_connect(signed_url) as ws:
+                assert (await ws.receive_json(timeout=5))["type"] == "session.created"
+            assert fake.last.headers["Authorization"] == f"Bearer {secret}"  # it did go upstream
+            assert logging.getLogger("websockets.client").isEnabledFor(logging.DEBUG)
+    # websockets.server is the fake provider's side: it may log what it was sent
+    ours = [r for r in caplog.records if not r.name.startswith("websockets.server")]
+    assert [r.getMessage() for r in ours if secret in r.getMessage()] == []
