@@ -30,6 +30,7 @@ from .base import Audio, Message, Provider, Transcript
 
 log = logging.getLogger("providers")
 MAX_MESSAGE = 16 * 1024 * 1024  # providers send up to 15-16 MiB
+FEED_SECONDS = 1  # the most audio one engine call takes from a message
 Side = Literal["client", "upstream"]
 # Reserved: "no status", "abnormal" and "TLS failure" are never on the wire.
 UNSENDABLE = {1005, 1006, 1015}
@@ -233,8 +234,13 @@ class Relay:
         duration_ms = len(pcm) / audio.format.bytes_per_sample / audio.format.sample_rate * 1000
         start_ms = self._stream_ms
         began = time.perf_counter()
+        # Bounded pieces: one 11 MiB message run as one block took gigabytes and
+        # held the batcher for a second; pieces give the same visemes (chunking is exact).
+        piece = FEED_SECONDS * audio.format.sample_rate * audio.format.bytes_per_sample
         try:
-            events = await self._stream.feed(pcm)
+            events = []
+            for at in range(0, len(pcm), piece):
+                events += await self._stream.feed(pcm[at : at + piece])
         except (EngineOverloaded, AudioError) as exc:
             # Audio still flows; this chunk goes without visemes and the stream restarts.
             reason = "overloaded" if isinstance(exc, EngineOverloaded) else "bad_audio"

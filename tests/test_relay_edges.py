@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import numpy as np
 import pytest
 
 from gateway.revocation import RedisStore
@@ -269,3 +270,30 @@ async def test_provider_secrets_never_reach_the_log_even_at_debug(
     # websockets.server is the fake provider's side: it may log what it was sent
     ours = [r for r in caplog.records if not r.name.startswith("websockets.server")]
     assert [r.getMessage() for r in ours if secret in r.getMessage()] == []
+
+
+async def test_a_huge_audio_message_gets_the_visemes_of_its_pieces(
+    settings: Settings, loaded_models: LoadedModels
+) -> None:
+    from gateway.state import ENGINE
+    from viseme_engine.audio import AudioFormat
+    from viseme_engine.stream import VisemeStream
+
+    rng = np.random.default_rng(7)
+    pcm = (rng.standard_normal(24000 * 45) * 3000).astype("<i2").tobytes()  # 45 s, 2 MiB
+    async with (
+        FakeOpenAI(scenario="echo") as fake,
+        running_gateway(point_at(settings, fake), loaded_models) as gw,
+    ):
+        signed_url = (await gw.sign("openai", OPENAI))["signed_url"]
+        async with gw.http.ws_connect(signed_url, max_msg_size=0) as ws:
+            assert (await ws.receive_json(timeout=5))["type"] == "session.created"
+            delta = base64.b64encode(pcm).decode()
+            await ws.send_json({"type": "response.output_audio.delta", "delta": delta})
+            answer = await ws.receive_json(timeout=30)
+        stats = gw.server.app[ENGINE].engine.batch_stats()["default"]  # type: ignore[union-attr]
+    assert stats.longest_samples <= 16000 + 320  # a second (and a frame) at a time, never 45 s
+    stream = VisemeStream(loaded_models.models["default"], AudioFormat("pcm_s16le", 24000))
+    want = [{"visemeId": e.viseme_id, "offset": e.offset_ms} for e in stream.feed(pcm)]
+    assert answer["mascotVisemes"]["visemes"] == want
+    assert answer["mascotVisemes"]["audio_duration"] == 45_000

@@ -42,6 +42,7 @@ class BatchStats:
     batches: int = 0
     rows: int = 0
     largest: int = 0
+    longest_samples: int = 0  # the longest block run: what one inference's memory grows with
 
 
 class MicroBatcher:
@@ -128,6 +129,7 @@ class MicroBatcher:
         self.stats.batches += 1
         self.stats.rows += len(group)
         self.stats.largest = max(self.stats.largest, len(group))
+        self.stats.longest_samples = max(self.stats.longest_samples, audio.shape[1])
         return [
             # Copies: a view would keep the whole batch alive as long as any stream.
             (logits[i].copy(), {k: v[i : i + 1].copy() for k, v in new_state.items()})
