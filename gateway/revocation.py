@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from .errors import StoreUnavailable
@@ -54,8 +57,12 @@ class RevocationStore(Protocol):
 
     async def ping(self) -> bool: ...
 
-    def subscribe(self) -> AsyncIterator[Revoked]:
-        """Revocations made anywhere (this process or, with Redis, any replica)."""
+    def subscribe(self) -> AsyncIterator[Revoked | None]:
+        """Revocations made anywhere (this process or, with Redis, any replica).
+
+        None: the channel was joined again after a loss. Pub/sub delivers at most
+        once, so revocations made meanwhile are gone: check open sessions anew.
+        """
         ...
 
     async def close(self) -> None: ...
@@ -100,7 +107,7 @@ class MemoryStore:
     async def ping(self) -> bool:
         return True
 
-    async def subscribe(self) -> AsyncIterator[Revoked]:
+    async def subscribe(self) -> AsyncIterator[Revoked | None]:
         queue: asyncio.Queue[Revoked] = asyncio.Queue()
         self._listeners.add(queue)
         try:
@@ -112,6 +119,8 @@ class MemoryStore:
     async def close(self) -> None:
         return None
 
+
+_RETRY_FIRST_S, _RETRY_MAX_S = 0.25, 2.0  # rejoining the channel: back off to 2 s
 
 # Keep the later of the stored and the new cut-off: replicas may race.
 _MAX_CUTOFF = """
@@ -133,8 +142,15 @@ class RedisStore:
     @classmethod
     def from_url(cls, url: str, prefix: str) -> RedisStore:
         # Short timeouts: a dead Redis must fail a check fast (503), not hang it.
+        # One retry on a fresh connection: after a Redis restart every pooled
+        # connection is dead, and the first request must not fail for that (503).
         client = aioredis.Redis.from_url(
-            url, socket_timeout=1.0, socket_connect_timeout=1.0, health_check_interval=10
+            url,
+            socket_timeout=1.0,
+            socket_connect_timeout=1.0,
+            health_check_interval=10,
+            retry=Retry(NoBackoff(), 1),
+            retry_on_error=[RedisConnectionError],
         )
         return cls(client, prefix)
 
@@ -179,25 +195,41 @@ class RedisStore:
         except RedisError:
             return False
 
-    async def subscribe(self) -> AsyncIterator[Revoked]:
-        """Follow the revocation channel, reconnecting while Redis is away."""
+    async def subscribe(self) -> AsyncIterator[Revoked | None]:
+        """Follow the revocation channel, reconnecting (with back-off) while Redis is away.
+
+        Every join of the channel is confirmed by a `subscribe` message, also when
+        redis-py reconnects on its own: each one after the first yields None.
+        """
+        delay, lost, joined = _RETRY_FIRST_S, False, False
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
-                    if message is not None:
-                        event = _decode(message.get("data"))
-                        if event is not None:
-                            yield event
+                    if message is None:
+                        continue
+                    if message.get("type") == "subscribe":
+                        if lost:
+                            log.info("revocation channel back")
+                        if joined:
+                            yield None  # what was published meanwhile is lost: recheck
+                        joined, lost, delay = True, False, _RETRY_FIRST_S
+                        continue
+                    event = _decode(message.get("data"))
+                    if event is not None:
+                        yield event
             except RedisError as exc:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
                     # redis-py can turn a cancel into its own TimeoutError: stop anyway.
                     raise asyncio.CancelledError from exc
-                log.warning("revocation channel lost (%s); retrying", type(exc).__name__)
-                await asyncio.sleep(0.5)
+                if not lost:
+                    log.warning("revocation channel lost (%s); retrying", type(exc).__name__)
+                lost = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX_S)
             finally:
                 with contextlib.suppress(RedisError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped

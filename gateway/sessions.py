@@ -12,13 +12,15 @@ from aiohttp import web
 
 from providers.relay import Relay
 
-from .revocation import Revoked
+from .errors import StoreUnavailable
+from .revocation import RevocationStore, Revoked
 from .state import STORE
 from .tokens import TokenClaims
 
 log = logging.getLogger("gateway")
 REVOKED_CLOSE = (4001, "token revoked")
 SHUTDOWN_CLOSE = (1001, "gateway shutting down")
+RECHECK_SECONDS = 30.0
 
 
 @dataclass(eq=False)
@@ -46,6 +48,19 @@ class Sessions:
         if hit:
             log.info("closed %d session(s) of a revoked token", len(hit))
 
+    async def recheck(self, store: RevocationStore) -> None:
+        """Ask the store about every open session: for revocations pub/sub lost."""
+        hit = []
+        for s in list(self._open):
+            try:
+                if await store.is_revoked(s.claims.sub, s.claims.jti, s.claims.iat):
+                    hit.append(s)
+            except StoreUnavailable:
+                return  # the next recheck will do
+        await asyncio.gather(*(s.relay.close(*REVOKED_CLOSE) for s in hit))
+        if hit:
+            log.info("closed %d session(s) of a token revoked while the channel was away", len(hit))
+
     async def close_all(self) -> None:
         await asyncio.gather(*(s.relay.close(*SHUTDOWN_CLOSE) for s in list(self._open)))
 
@@ -62,15 +77,27 @@ async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
     """Follow revocations for the app's lifetime."""
     sessions = app[SESSIONS]
 
-    async def follow() -> None:
-        async for event in app[STORE].subscribe():
-            await sessions.revoke(event)
+    store = app[STORE]
 
-    task = asyncio.create_task(follow(), name="follow-revocations")
+    async def follow() -> None:
+        async for event in store.subscribe():
+            if event is None:
+                await sessions.recheck(store)
+            else:
+                await sessions.revoke(event)
+
+    async def every_while() -> None:  # a safety net under pub/sub's at-most-once
+        while True:
+            await asyncio.sleep(RECHECK_SECONDS)
+            await sessions.recheck(store)
+
+    tasks = [asyncio.create_task(follow(), name="follow-revocations"),
+             asyncio.create_task(every_while(), name="recheck-sessions")]  # fmt: skip
     yield
-    # Cancel until it ends: a client library may swallow one cancellation.
-    while not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=0.5)
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        # Cancel until it ends: a client library may swallow one cancellation.
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.5)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -297,3 +297,61 @@ async def test_a_huge_audio_message_gets_the_visemes_of_its_pieces(
     want = [{"visemeId": e.viseme_id, "offset": e.offset_ms} for e in stream.feed(pcm)]
     assert answer["mascotVisemes"]["visemes"] == want
     assert answer["mascotVisemes"]["audio_duration"] == 45_000
+
+
+async def test_a_revocation_lost_with_the_channel_is_caught_on_rejoining(
+    settings: Settings, loaded_models: LoadedModels, redis_prefix: str
+) -> None:
+    import redis.asyncio as aioredis
+
+    from gateway.apikeys import ApiKey
+    from tests.conftest import API_KEY, REDIS_URL
+
+    async with (
+        FakeOpenAI(scenario="hold") as fake,
+        running_gateway(point_at(settings, fake), loaded_models, redis_prefix) as gw,
+    ):
+        signed_url = (await gw.sign("openai", OPENAI))["signed_url"]
+        introspect = {"token": signed_url.split("token=")[1]}
+        async with gw.http.post(
+            f"{gw.base}/v1/tokens/introspect", json=introspect, headers=AUTH
+        ) as r:
+            claims = await r.json()
+        async with gw.http.ws_connect(signed_url) as ws:
+            assert (await ws.receive_json(timeout=5))["type"] == "session.created"
+            # Another replica revoked the token while this one's channel was down:
+            # the key is in Redis (as routes_tokens writes it), the message never came.
+            redis = aioredis.Redis.from_url(REDIS_URL)
+            owner = ApiKey.parse(API_KEY).key_id
+            await redis.set(f"{redis_prefix}revoked:jti:{owner}:{claims['jti']}", b"1", px=60_000)
+            await asyncio.sleep(0.3)
+            assert not ws.closed  # pub/sub said nothing
+            await redis.client_kill_filter(_type="pubsub")  # the link drops
+            assert await closed_within(ws, 3.0) == (4001, "token revoked")
+            await redis.aclose()
+
+
+async def test_the_first_check_after_a_redis_restart_does_not_fail(
+    settings: Settings, loaded_models: LoadedModels
+) -> None:
+    port = free_port()
+    redis_proc = start_redis(port)
+    store = RedisStore.from_url(f"redis://127.0.0.1:{port}/0", "vg-restart:")
+    try:
+        async with (
+            FakeOpenAI(scenario="hold") as fake,
+            running_gateway(point_at(settings, fake), loaded_models, store=store) as gw,
+        ):
+            first = (await gw.sign("openai", OPENAI))["signed_url"]
+            async with gw.http.ws_connect(first) as ws:  # a pooled connection now exists
+                assert (await ws.receive_json(timeout=5))["type"] == "session.created"
+            redis_proc.terminate()
+            redis_proc.wait()
+            redis_proc = start_redis(port)  # back, with every old connection dead
+            second = (await gw.sign("openai", OPENAI))["signed_url"]
+            async with gw.http.ws_connect(second) as ws:
+                assert (await ws.receive_json(timeout=5))["type"] == "session.created"
+            assert len(fake.connections) == 2
+    finally:
+        redis_proc.kill()
+        redis_proc.wait()
