@@ -87,6 +87,16 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         },
         "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
     },
+    "internal-redis-persistent": {
+        **KEYS_SECRET,
+        "replicaCount": 2,
+        "redis": {
+            "internal": {
+                "enabled": True,
+                "persistence": {"enabled": True, "size": "2Gi", "storageClass": "fast"},
+            }
+        },
+    },
 }
 
 # Each must refuse to render, with a message that tells the operator what to fix.
@@ -310,6 +320,21 @@ def test_ingress_route_monitor_and_internal_redis_point_at_the_gateway(
     gateway_labels = deployment(docs)["spec"]["template"]["metadata"]["labels"]
     assert selects(allowed["podSelector"]["matchLabels"], gateway_labels)
     assert not selects(allowed["podSelector"]["matchLabels"], redis_pod["metadata"]["labels"])
+
+
+def test_internal_redis_keeps_an_append_only_file(rendered: dict[str, list[Manifest]]) -> None:
+    # A Redis that came back empty would make revoked tokens valid again.
+    for name, volume in (("ingress-route-monitor", "emptyDir"),
+                         ("internal-redis-persistent", "persistentVolumeClaim")):  # fmt: skip
+        docs = rendered[name]
+        pod = one(docs, "Deployment", f"{FULLNAME}-redis")["spec"]["template"]["spec"]
+        args = pod["containers"][0]["args"]
+        assert args[args.index("--appendonly") + 1] == "yes"
+        (data,) = pod["volumes"]
+        assert volume in data
+    claim = one(rendered["internal-redis-persistent"], "PersistentVolumeClaim", f"{FULLNAME}-redis")
+    assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    assert claim["spec"]["storageClassName"] == "fast"
 
 
 @pytest.mark.parametrize("name", VALUE_SETS)
