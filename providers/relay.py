@@ -48,10 +48,17 @@ def close_reason(reason: str) -> bytes:
     return reason.encode()[:123].decode(errors="ignore").encode()
 
 
+class FrameTooDeep(ValueError):
+    """A JSON frame nested deeper than the parser goes (a JSON bomb)."""
+
+
 def parse(frame: str | bytes) -> Message | None:
+    """The frame as a JSON object; None for anything else (relayed untouched)."""
     try:
         value = json.loads(frame)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except RecursionError:
+        raise FrameTooDeep("JSON message nested too deeply") from None
+    except ValueError:  # not JSON, not UTF-8, or an integer of over 4,300 digits
         return None
     return value if isinstance(value, dict) else None
 
@@ -140,7 +147,11 @@ class Relay:
             if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                 break
             data: str | bytes = frame.data
-            message = parse(data)
+            try:
+                message = parse(data)
+            except FrameTooDeep as exc:  # never forwarded: the provider would choke on it too
+                self._closing = (1009, str(exc))
+                return "client"
             if message is not None:
                 rewritten = self.provider.rewrite_client(message)
                 if rewritten is not None:
@@ -164,7 +175,10 @@ class Relay:
         return "upstream"
 
     async def _forward(self, frame: str | bytes) -> None:
-        message = parse(frame)
+        try:
+            message = parse(frame)
+        except FrameTooDeep:
+            message = None  # the provider's own business: relayed as it came
         if message is None:
             await self._send(frame)
             return

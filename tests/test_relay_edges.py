@@ -355,3 +355,17 @@ async def test_the_first_check_after_a_redis_restart_does_not_fail(
     finally:
         redis_proc.kill()
         redis_proc.wait()
+
+
+async def test_a_json_bomb_from_the_client_closes_its_session_with_1009(
+    world: tuple[FakeOpenAI, Gateway],
+) -> None:
+    fake, gw = world
+    signed_url = (await gw.sign("openai", OPENAI))["signed_url"]
+    async with gw.http.ws_connect(signed_url) as ws:
+        assert (await ws.receive_json(timeout=5))["type"] == "session.created"
+        await ws.send_str("[" * 100_000)
+        assert await closed_within(ws, 2.0) == (1009, "JSON message nested too deeply")
+    seen = fake.last
+    await asyncio.wait_for(seen.closed.wait(), 2.0)
+    assert all(not str(f).startswith("[[[") for f in seen.received)  # never forwarded
