@@ -112,3 +112,50 @@ def test_iobinding_runner_matches_the_plain_session(loaded_models: LoadedModels)
     assert plain_state.keys() == bound_state.keys()
     for name in plain_state:
         assert np.allclose(plain_state[name], bound_state[name], atol=1e-5)
+
+
+class FailsOnce:
+    """A model whose n-th call fails, as an overloaded engine does mid-block."""
+
+    def __init__(self, model: object, fail_at: int) -> None:
+        self._model = model
+        self.calls = 0
+        self.fail_at = fail_at
+        self.lookahead_frames = model.lookahead_frames  # type: ignore[attr-defined]
+
+    def init_state(self, batch: int) -> object:
+        return self._model.init_state(batch)  # type: ignore[attr-defined]
+
+    def run(self, audio: object, state: object) -> object:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise RuntimeError("overloaded")
+        return self._model.run(audio, state)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("split", [False, True])
+async def test_a_failed_block_runs_again_and_the_stream_stays_aligned(
+    loaded_models: LoadedModels, split: bool
+) -> None:
+    model = FailsOnce(loaded_models.models["default"], fail_at=4)
+    broken = LoadedModels({"default": model, "indonesian": model}, "cpu")  # type: ignore[dict-item]
+    engine = VisemeEngine(broken, EngineConfig(split_blocks=split))
+    await engine.start()
+    fmt = AudioFormat("pcm_s16le", 22050)
+    pcm, _ = espeak_pcm("Bob may pay my mom a penny.")
+    chunks = [pcm[i : i + 4410] for i in range(0, len(pcm), 4410)]  # 100 ms each
+    try:
+        stream = engine.open_stream("default", fmt)
+        events: list[VisemeEvent] = []
+        failed = 0
+        for chunk in chunks:
+            try:
+                events += await stream.feed(chunk)
+            except RuntimeError:
+                failed += 1
+        events += await stream.flush()
+    finally:
+        await engine.stop()
+    assert failed == 1
+    core = VisemeStream(loaded_models.models["default"], fmt)
+    assert events == [e for c in chunks for e in core.feed(c)] + core.flush()

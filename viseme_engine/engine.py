@@ -180,6 +180,10 @@ class EngineStream:
         self._batcher = batcher
         self._split = split
         self._lock = asyncio.Lock()
+        # A block whose inference failed (overload): the core already counted its
+        # frames and its resampler moved on, so it cannot be undone; it runs again
+        # in front of the next block instead, and the stream stays aligned.
+        self._unrun = np.zeros(0, np.float32)
 
     async def add_text(self, text: str, final: bool = False) -> None:
         """Give the stream transcript text (a no-op for a stream without text)."""
@@ -210,8 +214,17 @@ class EngineStream:
             return await self._run(self.core.prepare_flush())
 
     async def _run(self, block: npt.NDArray[np.float32]) -> list[VisemeEvent]:
+        if self._unrun.size:
+            block, self._unrun = np.concatenate([self._unrun, block]), np.zeros(0, np.float32)
         if block.size == 0:
             return []
+        try:
+            return await self._infer(block)
+        except BaseException:
+            self._unrun = block  # nothing of it reached the core: run it next time
+            raise
+
+    async def _infer(self, block: npt.NDArray[np.float32]) -> list[VisemeEvent]:
         state = self.core.state
         parts = []
         start = 0
