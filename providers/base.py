@@ -86,6 +86,11 @@ class Provider(ABC):
     def observe(self, message: Message) -> None:  # noqa: B027  # optional hook, empty by design
         """See every upstream message (formats announced in session/metadata events)."""
 
+    def completes(self, message: Message) -> bool:
+        """Whether this message ends the response's audio: the stream's last visemes
+        (held back by the model's lookahead) go out with it."""
+        return False
+
     def transcript(self, message: Message) -> Transcript | None:
         """The agent's transcript this message carries, for text-informed visemes."""
         return None

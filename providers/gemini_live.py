@@ -63,6 +63,10 @@ class GeminiLive(Provider):
             return None
         return {**message, "setup": setup}
 
+    def completes(self, message: Message) -> bool:
+        content = message.get("serverContent")
+        return isinstance(content, dict) and bool(content.get("generationComplete"))
+
     def transcript(self, message: Message) -> Transcript | None:
         content = message.get("serverContent")
         if not isinstance(content, dict):

@@ -61,6 +61,9 @@ class OpenAIRealtime(Provider):
         self._chunks += 1
         return Audio(delta, self._format, self._chunks)
 
+    def completes(self, message: Message) -> bool:
+        return message.get("type") in ("response.output_audio.done", "response.audio.done")
+
     def transcript(self, message: Message) -> Transcript | None:
         kind = message.get("type")
         if kind in _TEXT_DELTAS and isinstance(message.get("delta"), str):

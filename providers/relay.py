@@ -90,6 +90,7 @@ class Relay:
         self._stream: EngineStream | None = None
         self._stream_format: AudioFormat | None = None
         self._stream_ms = 0.0  # audio fed to the current stream
+        self._last: tuple[int, float] | None = None  # its last audio: chunk id, start ms
         self._gate_open = False
         self._inject = inject  # off: a plain relay (same parsing, no audio decoding)
         self._use_text = use_text and inject  # the transcript pins the visemes
@@ -207,6 +208,8 @@ class Relay:
             message, frame = shown, encode(shown, frame)
         audio = provider.audio(message) if self._gate_open and self._inject else None
         visemes = await self._visemes(audio) if audio is not None else None
+        if visemes is None and self._inject and provider.completes(message):
+            visemes = await self._final_visemes()
         if visemes is None:
             await self._send(frame)
         else:
@@ -262,6 +265,7 @@ class Relay:
             self._stream = None
             return None
         self._stream_ms += duration_ms
+        self._last = (audio.chunk_id, start_ms)
         self._metrics.chunk_latency.labels(name).observe(time.perf_counter() - began)
         self._metrics.visemes_injected.labels(name).inc(len(events))
         # An event can date from the previous chunk (model lookahead, anti-flicker
@@ -276,6 +280,28 @@ class Relay:
             "subchunk_id": 1,
             "total_chunks": 1,
             "audio_duration": round(duration_ms),
+        }
+
+
+    async def _final_visemes(self) -> Message | None:
+        """The response's last visemes: what the lookahead held back, for its last audio."""
+        if self._stream is None or self._last is None:
+            return None
+        stream, (chunk_id, start_ms) = self._stream, self._last
+        self._stream = None  # a flushed stream takes no more audio
+        try:
+            events = await stream.flush()
+        except EngineOverloaded:
+            self._metrics.visemes_skipped.labels(self.provider.name, "overloaded").inc()
+            return None
+        self._metrics.visemes_injected.labels(self.provider.name).inc(len(events))
+        return {
+            "visemes": [
+                {"visemeId": e.viseme_id, "offset": max(0, round(e.offset_ms - start_ms))}
+                for e in events
+            ],
+            "audio_event_id": chunk_id,
+            "final": True,  # offsets are into that audio message, already sent
         }
 
 

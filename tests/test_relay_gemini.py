@@ -101,7 +101,11 @@ async def test_sdk_live_session_gets_audio_and_visemes(world: tuple[FakeGemini, 
     for number, (message, pcm) in enumerate(zip(with_audio, fake.sent_audio, strict=True), 1):
         assert_visemes(message["mascotVisemes"], pcm, 24000, number)
     assert lips_close([m["mascotVisemes"] for m in with_audio]), "no lip closure in the speech"
-    assert all("mascotVisemes" not in r for r in raw if r not in with_audio)
+    # generationComplete ends the audio: the lookahead's last visemes ride on it
+    (complete,) = [r for r in raw if r.get("serverContent", {}).get("generationComplete")]
+    final = complete["mascotVisemes"]
+    assert (final["final"], final["audio_event_id"]) == (True, len(with_audio))
+    assert all("mascotVisemes" not in r for r in raw if r not in [*with_audio, complete])
 
     # The SDK closed the session: the fake saw it.
     await until(seen.closed.is_set, within=1.0)

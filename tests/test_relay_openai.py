@@ -68,8 +68,14 @@ async def test_sdk_session_gets_audio_with_visemes(world: tuple[FakeOpenAI, Gate
     assert lips_close([d["mascotVisemes"] for d in deltas]), (
         "no lip closure in 'Bob may pay my mom'"
     )
-    # Everything else is relayed as the fake sent it: no visemes on non-audio events.
-    assert all("mascotVisemes" not in e for e in events if e not in deltas)
+    # The end of the response's audio carries what the model's lookahead held back,
+    # for the last audio delta; everything else is relayed as the fake sent it.
+    (done,) = [e for e in events if e["type"] == "response.output_audio.done"]
+    final = done["mascotVisemes"]
+    assert (final["final"], final["audio_event_id"]) == (True, len(deltas))
+    assert all(0 <= v["offset"] <= deltas[-1]["mascotVisemes"]["audio_duration"]
+               for v in final["visemes"])  # fmt: skip
+    assert all("mascotVisemes" not in e for e in events if e not in [*deltas, done])
 
     # The client closed: the fake saw it.
     async with asyncio.timeout(1.0):

@@ -39,7 +39,8 @@ Pieces = Sequence[tuple[str, bool]]  # transcript pieces as the relay is given t
 def reference(
     models: LoadedModels, rate: int, chunks: Sequence[bytes], pieces: Pieces | None
 ) -> list[list[Message]]:
-    """Per audio chunk, the viseme entries a relay session must inject."""
+    """Per audio chunk, the viseme entries a relay session must inject; then the
+    final ones (the flush at the end of the audio, offsets into the last chunk)."""
     aligner = None
     if pieces is not None:
         aligner = TextAligner("en")
@@ -48,20 +49,24 @@ def reference(
             if done.strip():
                 aligner.add_visemes(expected_visemes(done, "en"))
     stream = VisemeStream(models.models["default"], AudioFormat("pcm_s16le", rate), text=aligner)
-    out, start_ms = [], 0.0
+    out, start_ms, last_ms = [], 0.0, 0.0
     for pcm in chunks:
         events = stream.feed(pcm)
         out.append([{"visemeId": e.viseme_id, "offset": max(0, round(e.offset_ms - start_ms))}
                     for e in events])  # fmt: skip
-        start_ms += len(pcm) / 2 / rate * 1000
+        last_ms, start_ms = start_ms, start_ms + len(pcm) / 2 / rate * 1000
+    out.append([{"visemeId": e.viseme_id, "offset": max(0, round(e.offset_ms - last_ms))}
+                for e in stream.flush()])  # fmt: skip
     return out
 
 
 def check(
     got: list[list[Message]], models: LoadedModels, rate: int, chunks: Sequence[bytes],
-    pieces: Pieces,
+    pieces: Pieces, final: bool = True,
 ) -> None:  # fmt: skip
     informed = reference(models, rate, chunks, pieces)
+    if not final:
+        informed[-1] = []
     assert got == informed
     assert informed != reference(models, rate, chunks, None)  # the text changed something
 
@@ -96,7 +101,8 @@ async def test_openai_transcript_deltas_pin_the_visemes(
     deltas = [e for e in events if e["type"] == "response.output_audio.delta"]
     words = TRANSCRIPT.split(" ")
     pieces = [(w if i == 0 else " " + w, False) for i, w in enumerate(words)]
-    got = [d["mascotVisemes"]["visemes"] for d in deltas]
+    (done,) = [e for e in events if e["type"] == "response.output_audio.done"]
+    got = [d["mascotVisemes"]["visemes"] for d in [*deltas, done]]
     check(got, loaded_models, fake.rate, fake.sent_audio, pieces)
     # the transcript events themselves reach the client as they came
     texts = [e["delta"] for e in events if e["type"] == "response.output_audio_transcript.delta"]
@@ -119,7 +125,8 @@ async def test_elevenlabs_agent_response_pins_the_visemes(
         await conv.wait_for_session_end()
         await backend.close()
     got = [f["visemes"] for f in conv.frames if f["type"] == "visemes"]
-    check(got, loaded_models, fake.rate, fake.sent_audio, [(TRANSCRIPT, True)])
+    # ElevenLabs sends no end-of-audio event: no final visemes (the reference's last list)
+    check([*got, []], loaded_models, fake.rate, fake.sent_audio, [(TRANSCRIPT, True)], final=False)
 
 
 @pytest.mark.parametrize("client_asks", [False, True])
