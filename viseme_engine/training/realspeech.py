@@ -50,7 +50,7 @@ import soxr
 
 from viseme_engine.phonemes import phone_viseme
 from viseme_engine.training import synth_flite
-from viseme_engine.training.align import ForcedAligner, words_of
+from viseme_engine.training.align import Alignment, ForcedAligner, words_of
 from viseme_engine.training.datagen import alignment_ok
 from viseme_engine.training.labels import (
     RATE,
@@ -148,6 +148,13 @@ def indonesian_pronunciations(words: list[str]) -> dict[str, list[str]]:
     return out
 
 
+def _align(aligner: ForcedAligner, audio: np.ndarray, sentence: str, lang: str) -> Alignment | None:
+    """The transcript's words aligned to the clip (Indonesian: espeak-ng pronunciations)."""
+    words = words_of(sentence)
+    prons = indonesian_pronunciations(words) if lang == "id" else None
+    return aligner.align(audio, words, prons) if words else None
+
+
 def commonvoice(root: Path, lang: str, aligner: ForcedAligner) -> Iterator[Clip]:
     with open(root / "validated.tsv", encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
@@ -156,10 +163,8 @@ def commonvoice(root: Path, lang: str, aligner: ForcedAligner) -> Iterator[Clip]
         path = root / "clips" / row["path"]
         if not path.exists():
             continue
-        words = words_of(row["sentence"])
-        prons = indonesian_pronunciations(words) if lang == "id" else None
         audio = decode_ffmpeg(path)
-        al = aligner.align(audio, words, prons) if words else None
+        al = _align(aligner, audio, row["sentence"], lang)
         if al is None:
             dropped += 1
             log.warning("%s: not aligned, dropped", row["path"])
@@ -178,10 +183,8 @@ def transcribed(root: Path, corpus: str, lang: str, aligner: ForcedAligner) -> I
         path = root / "clips" / row["file"]
         if not path.exists():
             continue
-        words = words_of(row["sentence"])
-        prons = indonesian_pronunciations(words) if lang == "id" else None
         audio = read_wav(path)
-        al = aligner.align(audio, words, prons) if words else None
+        al = _align(aligner, audio, row["sentence"], lang)
         if al is None:
             log.warning("%s: not aligned, dropped", row["file"])
             continue
