@@ -148,3 +148,14 @@ def test_transcribed_corpus_to_labelled_data_and_eval(tmp_path: Path) -> None:
     by_name = {r[0]: r[3] for r in results}
     assert by_name["en heldout_real kokoro"]["silence"] == 1.0  # all-silence predictor
     assert by_name["en heldout_real kokoro"]["acc22_speech"] == 0.0
+
+
+def test_other_languages_are_pronounced_through_espeak_mnemonics() -> None:
+    prons = realspeech.espeak_pronunciations(["hola", "señor", "mamá"], "es")
+    assert prons["hola"] == ["OW", "L", "AA"]
+    assert prons["señor"] == ["S", "EY", "N", "Y", "OW", "R"]
+    assert prons["mamá"] == ["M", "AA", "M", "AA"]
+    assert realspeech.foreign_arpabet("'A:") == ["aa"]  # stress and length marks go
+    assert realspeech.foreign_arpabet("y") == ["uw"]  # a rounded front vowel: rounded lips
+    assert realspeech.foreign_arpabet("&U~") == ["aw"]  # Portuguese nasal diphthong
+    assert realspeech.foreign_arpabet("?") == []  # nothing fits: left out

@@ -62,6 +62,7 @@ from viseme_engine.training.labels import (
 log = logging.getLogger("viseme_engine.realspeech")
 
 UNKNOWN = 255  # frame label of an unknown stretch (MFA's spn): masked in training
+_LETTERS = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")  # words of any alphabet
 _RESERVED = frozenset({"LJ001-0002"})
 _LJ_VAL, _LJ_TEST = 0.10, 0.12  # shares of LJSpeech clips
 _CV_HELDOUT = {"en": 0.5, "id": 0.45}  # share of Common Voice speakers held out
@@ -138,6 +139,52 @@ def ljspeech(root: Path, textgrids: Path) -> Iterator[Clip]:
         yield Clip(uid, "ljspeech", "LJ", _lj_split(uid), text, read_wav(wav), phones, ends)
 
 
+# espeak-ng mnemonics of many languages -> the nearest ARPAbet phones, for aligning
+# real speakers of other languages (Common Voice) with the English acoustic model.
+# Mouth shapes are what matters: rounded front vowels go to rounded ones, etc.
+_FOREIGN: dict[str, str] = {
+    "a": "aa", "A": "aa", "&": "ae", "@": "ax", "3": "er", "V": "ah", "0": "aa", "e": "ey",
+    "E": "eh", "i": "iy", "I": "ih", "o": "ow", "O": "ao", "u": "uw", "U": "uh", "y": "uw",
+    "Y": "uh", "W": "er", "2": "uh", "9": "er", "aI": "ay", "aU": "aw", "OI": "oy",
+    "eI": "ey", "oU": "ow", "&U": "aw", "au": "aw", "ai": "ay", "ei": "ey", "oi": "oy",
+    "p": "p", "b": "b", "t": "t", "d": "d", "k": "k", "g": "g", "m": "m", "n": "n",
+    "N": "ng", "n^": "n y", "J": "n y", "f": "f", "v": "v", "s": "s", "z": "z", "S": "sh",
+    "Z": "zh", "T": "th", "D": "dh", "x": "hh", "X": "hh", "h": "hh", "C": "sh", "l": "l",
+    "L": "l", "r": "r", "R": "r", "*": "r", "j": "y", "w": "w", "tS": "ch", "dZ": "jh",
+    "ts": "t s", "dz": "d z", "B": "b", "G": "g", "c": "ch", "q": "k", "l^": "l",
+}  # fmt: skip
+_MARKS = "',%=:~;#-!"
+
+
+def foreign_arpabet(mnemonic: str) -> list[str]:
+    """ARPAbet for one espeak-ng mnemonic of any language; [] where none fits."""
+    for candidate in (
+        mnemonic,
+        mnemonic.strip(_MARKS),
+        mnemonic.strip(_MARKS).rstrip("0123456789"),
+    ):
+        if candidate in _FOREIGN:
+            return _FOREIGN[candidate].split()
+    return []
+
+
+def espeak_pronunciations(words: list[str], voice: str) -> dict[str, list[str]]:
+    """ARPAbet (upper case) per word, from espeak-ng's `voice` (one call, a word a line)."""
+    res = subprocess.run(  # noqa: S603
+        ["espeak-ng", "-v", voice, "-q", "-x", "--sep=_"],  # noqa: S607
+        input="\n".join(words), capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
+    if len(lines) != len(words):
+        return {}
+    out = {}
+    for word, line in zip(words, lines, strict=True):
+        phones = [a for m in line.replace(" ", "_").split("_") for a in foreign_arpabet(m)]
+        if phones:
+            out[word] = [p.upper() for p in phones]
+    return out
+
+
 def indonesian_pronunciations(words: list[str]) -> dict[str, list[str]]:
     """ARPAbet (upper case) for Indonesian words, from espeak-ng's `id` voice."""
     out: dict[str, list[str]] = {}
@@ -149,10 +196,18 @@ def indonesian_pronunciations(words: list[str]) -> dict[str, list[str]]:
 
 
 def _align(aligner: ForcedAligner, audio: np.ndarray, sentence: str, lang: str) -> Alignment | None:
-    """The transcript's words aligned to the clip (Indonesian: espeak-ng pronunciations)."""
-    words = words_of(sentence)
-    prons = indonesian_pronunciations(words) if lang == "id" else None
-    return aligner.align(audio, words, prons) if words else None
+    """The transcript's words aligned to the clip (not English: espeak-ng pronunciations)."""
+    if lang == "en":
+        words = words_of(sentence)
+        return aligner.align(audio, words) if words else None
+    if lang == "id":
+        words = words_of(sentence)
+        return aligner.align(audio, words, indonesian_pronunciations(words)) if words else None
+    words = list(dict.fromkeys(_LETTERS.findall(sentence.lower())))
+    prons = espeak_pronunciations(words, lang) if words else {}
+    if not words or set(words) - set(prons):
+        return None
+    return aligner.align(audio, _LETTERS.findall(sentence.lower()), prons)
 
 
 def commonvoice(root: Path, lang: str, aligner: ForcedAligner) -> Iterator[Clip]:
@@ -169,7 +224,7 @@ def commonvoice(root: Path, lang: str, aligner: ForcedAligner) -> Iterator[Clip]
             dropped += 1
             log.warning("%s: not aligned, dropped", row["path"])
             continue
-        held = _unit(f"cv:{row['client_id']}") < _CV_HELDOUT[lang]
+        held = _unit(f"cv:{row['client_id']}") < _CV_HELDOUT.get(lang, 0.0)  # others: all train
         yield Clip(Path(row["path"]).stem, "commonvoice", row["client_id"][:12],
                    "heldout_real" if held else "train", row["sentence"], audio,
                    al.phones, al.ends)  # fmt: skip
@@ -228,7 +283,9 @@ def write(clips: Iterator[Clip], out: Path, lang: str) -> list[dict[str, object]
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    ap.add_argument("--lang", choices=("en", "id"), required=True)
+    ap.add_argument("--lang", required=True,
+                    help="en, id, or another espeak-ng language whose Common Voice speakers "
+                    "add real voices to training (all their clips are train)")  # fmt: skip
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--ljspeech", type=Path, help="LJSpeech-1.1 directory (metadata.csv, wavs/)")
     ap.add_argument("--lj-textgrids", type=Path, help="MFA TextGrids, one per LJSpeech id")
