@@ -282,7 +282,6 @@ class Relay:
             "audio_duration": round(duration_ms),
         }
 
-
     async def _final_visemes(self) -> Message | None:
         """The response's last visemes: what the lookahead held back, for its last audio."""
         if self._stream is None or self._last is None:
