@@ -18,7 +18,7 @@ from .batcher import BatchStats, MicroBatcher
 from .device import device_in_use, requested_providers
 from .smoothing import SmoothingConfig, VisemeEvent
 from .stream import HOP, FrameModel, State, VisemeStream
-from .text_align import TextAligner, expected_visemes
+from .text_align import TextAligner, expected_visemes, known_words
 
 log = logging.getLogger("viseme_engine")
 MODELS_DIR = Path(__file__).parent / "models"
@@ -193,8 +193,11 @@ class EngineStream:
         done = aligner.take_words(text, final)
         if not done.strip():
             return
-        try:  # espeak-ng runs as a subprocess: off the event loop
-            words = await asyncio.to_thread(expected_visemes, done, aligner.lang)
+        try:  # espeak-ng runs as a subprocess: off the event loop, unless all is cached
+            if known_words(done, aligner.lang):
+                words = expected_visemes(done, aligner.lang)
+            else:
+                words = await asyncio.to_thread(expected_visemes, done, aligner.lang)
         except (OSError, subprocess.SubprocessError) as exc:
             log.warning("transcript not used, espeak-ng failed: %r", exc)  # audio decides alone
             return

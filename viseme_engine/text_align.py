@@ -107,6 +107,12 @@ def word_visemes(phones: Sequence[str], lang: str) -> list[int]:
     return out
 
 
+def known_words(text: str, lang: str) -> bool:
+    """Whether every word of `text` is phonemized already (no espeak-ng call needed)."""
+    cache = _WORDS.get(lang, {})
+    return all(t in cache for t in text.split() if any(c.isalnum() for c in t))
+
+
 def expected_visemes(text: str, lang: str) -> list[list[int]]:
     """Per word of `text`, the visemes it should show."""
     words = [word_visemes(w, lang) for w in phonemize(text, lang)] if text.strip() else []
@@ -125,6 +131,13 @@ class TextConfig:
     agree_frames: int = 20  # time constant of the running agreement (10 ms frames)
     catch_up: int = 6  # states new text spreads the waiting mass over
     resync: float = 1e-3  # mass spread ahead each frame, so a lost alignment recovers
+
+
+# States past the furthest one holding mass that a block of frames includes: mass
+# moves at most two states a frame, so a block of 32 cannot reach the edge (the
+# resync share aside, a trace).
+_AHEAD = 96
+_BLOCK = 32
 
 
 class TextAligner:
@@ -192,53 +205,77 @@ class TextAligner:
         alpha[first : first + k] += waiting / k
         self._alpha = alpha
 
-    def _transition(self, alpha: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    def _transitions(self, hi: int) -> npt.NDArray[np.float64]:
+        """[from, to] over states [0, hi) and the free state (last row and column).
+
+        Only states up to a little past the furthest one holding mass take part
+        (`step`): a long transcript costs no more per frame than a short one.
+        Rows are renormalised after each step (the resync share adds mass), so
+        they need not sum to one. Built once per `step` call, not per frame.
+        """
         c = self.config
+        n = hi + 1
         p_next = 1.0 - c.p_stay - c.p_skip
-        out = alpha * c.p_stay
-        out[1:] += alpha[:-1] * p_next
-        out[2:] += alpha[:-2] * c.p_skip
+        t = np.eye(n) * c.p_stay
+        idx = np.arange(n)
+        t[idx[:-1], idx[1:]] += p_next
+        t[idx[:-2], idx[2:]] += c.p_skip
         # skipping an optional pause costs nothing more than entering it
-        skip_pause = np.zeros_like(alpha)
-        opt = np.append(np.asarray(self._optional, bool), False)
-        skip_pause[2:] = alpha[:-2] * p_next * opt[1:-1]
-        out += skip_pause
-        out[-1] += alpha[-1] * (1.0 - c.p_stay)  # the free state keeps what reaches it
-        if c.resync > 0.0:
-            ahead = np.convolve(alpha, np.ones(8), mode="full")[: len(alpha)]
-            out += c.resync * ahead / 8.0
-        total = out.sum()
-        return out / total if total > 0 else out
+        opt = np.append(np.asarray(self._optional[:hi], bool), False)
+        t[idx[:-2], idx[2:]] += p_next * opt[1:-1]
+        if c.resync > 0.0:  # a share of each state's mass spread over it and the next 7
+            for k in range(min(8, n)):
+                t[idx[: n - k], idx[k:]] += c.resync / 8.0
+        if hi < len(self._visemes):  # the free state lies past the whole text, not here
+            t[:-1, -1] = 0.0
+        t[-1, -1] = 1.0  # the free state keeps what reaches it
+        return t
 
     def step(self, probs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Per-frame probabilities [frames, classes] in; blended probabilities out."""
+        if not self._visemes:  # no text yet: nothing to align, the audio decides
+            return probs
+        if len(probs) <= _BLOCK:
+            return self._step(probs)
+        return np.concatenate(
+            [self._step(probs[i : i + _BLOCK]) for i in range(0, len(probs), _BLOCK)]
+        )
+
+    def _step(self, probs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         c = self.config
-        vis = np.asarray([*self._visemes, SILENCE], np.int64)
+        known_mass = np.flatnonzero(self._alpha[:-1] > 1e-9)  # (the resync trace aside)
+        furthest = int(known_mass[-1]) if known_mass.size else 0
+        hi = min(len(self._visemes), furthest + _AHEAD)
+        vis = np.asarray([*self._visemes[:hi], SILENCE], np.int64)
+        classes = probs.shape[1]
+        trans = self._transitions(hi)
+        onehot = np.zeros((len(vis) - 1, classes))  # known state -> its viseme
+        onehot[np.arange(len(vis) - 1), vis[:-1]] = 1.0
+        span = max(c.agree_high - c.agree_low, 1e-9)
         out = np.empty_like(probs)
+        alpha = np.append(self._alpha[:hi], self._alpha[-1])
         for t, p in enumerate(probs.astype(np.float64)):
-            pred = self._transition(self._alpha)
-            emit = p[vis] + c.floor
-            emit[-1] = 1.0 / probs.shape[1] + c.floor  # free: no opinion
+            pred = alpha @ trans
+            pred /= pred.sum()
             known = pred[:-1]
-            prior_v = np.bincount(vis[:-1], weights=known, minlength=probs.shape[1])
             mass = known.sum()
-            agree = float(prior_v @ p / mass) if mass > 1e-9 else 0.0
+            agree = float((known @ onehot) @ p / mass) if mass > 1e-9 else 0.0
             self._agree += (agree - self._agree) / c.agree_frames
-            post = pred * emit
-            self._alpha = post / post.sum()
-            q: npt.NDArray[np.float64] = np.bincount(
-                vis[:-1], weights=self._alpha[:-1], minlength=probs.shape[1]
-            ).astype(np.float64)
+            emit = p[vis] + c.floor
+            emit[-1] = 1.0 / classes + c.floor  # free: no opinion
+            alpha = pred * emit
+            alpha /= alpha.sum()
+            q = alpha[:-1] @ onehot
             known_post = float(q.sum())
-            span = max(c.agree_high - c.agree_low, 1e-9)
             conf = min(max((self._agree - c.agree_low) / span, 0.0), 1.0)
             lam = c.weight * conf * known_post
             if known_post > 1e-9:
-                q = q / known_post
+                q /= known_post
             # A product, not a mixture: the text settles what the audio leaves
             # open, but cannot outvote audio that is sure (a vowel after a pause).
             blended = p * (q + c.prior_floor) ** lam
             out[t] = blended / blended.sum()
+        self._alpha[:hi], self._alpha[hi:-1], self._alpha[-1] = alpha[:-1], 0.0, alpha[-1]
         self._trim()
         return out
 
