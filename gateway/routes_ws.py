@@ -24,8 +24,9 @@ from providers.base import UpstreamRefused
 from providers.gemini_live import parse_path
 from providers.relay import Relay, client_response, connect_options
 
+from . import schemas
 from .access import verify_token
-from .errors import TokenMalformed
+from .errors import BadRequest, TokenMalformed
 from .sessions import SESSIONS, Session
 from .state import ENGINE, HTTP, METRICS, SETTINGS
 from .tokens import TokenClaims
@@ -65,6 +66,17 @@ async def _claims(
     claims = await verify_token(request.app, token)
     if claims.provider not in providers:
         raise TokenMalformed(f"This token is for {claims.provider}, not this endpoint")
+    # Checked again as when it was signed: a config short of a field would fail
+    # only later, mid-connect (only a holder of the token key could make one).
+    spec = {**claims.provider_config, "viseme_model": claims.viseme_model}
+    try:
+        schemas.parse(
+            schemas.SignedUrlRequest,
+            {"config": {"provider": claims.provider, "provider_config": spec}},
+            "Token config",
+        )
+    except BadRequest:
+        raise TokenMalformed("Token config is not valid") from None
     return claims
 
 

@@ -369,3 +369,16 @@ async def test_a_json_bomb_from_the_client_closes_its_session_with_1009(
     seen = fake.last
     await asyncio.wait_for(seen.closed.wait(), 2.0)
     assert all(not str(f).startswith("[[[") for f in seen.received)  # never forwarded
+
+
+async def test_a_token_whose_config_lacks_a_field_is_refused_before_the_upgrade(
+    world: tuple[FakeOpenAI, Gateway], settings: Settings
+) -> None:
+    from tests.test_tokens import _forge
+
+    fake, gw = world
+    # Sealed with the gateway's own key (as only a key holder could): no ephemeral_token.
+    token = _forge(settings.token_keys[0], provider="openai", provider_config={"model": "m"})
+    url = f"{gw.base.replace('http', 'ws')}/v1/conversation?token={token}"
+    assert await handshake_status(gw, url) == 401
+    assert fake.connections == []
