@@ -7,6 +7,8 @@
         --commonvoice corpora/cv/id
     python -m viseme_engine.training.realspeech --lang en --out data/en-kokoro \
         --transcribed corpora/kokoro-en --corpus kokoro
+    python -m viseme_engine.training.realspeech --lang other --out data/cv-world \
+        --commonvoice corpora/cv/de corpora/cv/es ...   # other languages' speakers
 
 Writes the layout datagen writes (manifest.jsonl, <split>/<id>.npz; see
 datagen.py), so train.py and eval.py read both alike. Labels:
@@ -283,13 +285,17 @@ def write(clips: Iterator[Clip], out: Path, lang: str) -> list[dict[str, object]
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    ap.add_argument("--lang", required=True,
-                    help="en, id, or another espeak-ng language whose Common Voice speakers "
-                    "add real voices to training (all their clips are train)")  # fmt: skip
+    ap.add_argument(
+        "--lang",
+        required=True,
+        help="en or id; or `other`: Common Voice locales of other languages, each read "
+        "with the espeak-ng voice its folder names (sv-SE: sv), all of them train",
+    )
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--ljspeech", type=Path, help="LJSpeech-1.1 directory (metadata.csv, wavs/)")
     ap.add_argument("--lj-textgrids", type=Path, help="MFA TextGrids, one per LJSpeech id")
-    ap.add_argument("--commonvoice", type=Path, help="Common Voice locale (validated.tsv, clips/)")
+    ap.add_argument("--commonvoice", type=Path, nargs="+", default=[],
+                    help="Common Voice locale folders (validated.tsv, clips/)")  # fmt: skip
     ap.add_argument("--transcribed", type=Path, help="clips/*.wav + transcripts.tsv (synth_kokoro)")
     ap.add_argument("--corpus", default="tts", help="corpus name of --transcribed clips")
     args = ap.parse_args(argv)
@@ -300,12 +306,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.lj_textgrids is None:
             ap.error("--ljspeech needs --lj-textgrids")
         rows += write(ljspeech(args.ljspeech, args.lj_textgrids), args.out, args.lang)
-    if args.commonvoice is not None:
-        clips = commonvoice(args.commonvoice, args.lang, ForcedAligner())
-        rows += write(clips, args.out, args.lang)
+    aligner = ForcedAligner() if args.commonvoice or args.transcribed else None
+    for folder in args.commonvoice:
+        assert aligner is not None
+        lang = folder.name.split("-")[0] if args.lang == "other" else args.lang
+        rows += write(commonvoice(folder, lang, aligner), args.out, lang)
     if args.transcribed is not None:
-        clips = transcribed(args.transcribed, args.corpus, args.lang, ForcedAligner())
-        rows += write(clips, args.out, args.lang)
+        assert aligner is not None
+        rows += write(transcribed(args.transcribed, args.corpus, args.lang, aligner), args.out,
+                      args.lang)  # fmt: skip
     (args.out / "manifest.jsonl").write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     )
