@@ -52,13 +52,13 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 RUN "$PYTHON" -m venv /opt/venv
 COPY pyproject.toml README.md ./
-# The project's runtime dependencies with onnxruntime-gpu swapped for this variant's
-# pinned build; installed first so source edits do not redo this layer. Wheels only:
+# The project's runtime dependencies with onnxruntime (-gpu or not, by platform
+# marker) swapped for this variant's pinned build; installed first so source edits do not redo this layer. Wheels only:
 # nothing is compiled, and this stage has no compiler to do it with.
 RUN /opt/venv/bin/python -c "import os, re, tomllib; \
 deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \
 name = lambda d: re.match(r'[A-Za-z0-9._-]+', d).group(0).lower(); \
-deps = [d for d in deps if name(d) != 'onnxruntime-gpu'] + [os.environ['ONNXRUNTIME_REQUIREMENT']]; \
+deps = [d for d in deps if not name(d).startswith('onnxruntime')] + [os.environ['ONNXRUNTIME_REQUIREMENT']]; \
 open('/tmp/requirements.txt', 'w').write('\n'.join(deps) + '\n')" \
     && /opt/venv/bin/pip install --only-binary=:all: -r /tmp/requirements.txt
 COPY gateway ./gateway
