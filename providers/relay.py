@@ -268,10 +268,12 @@ class Relay:
         self._last = (audio.chunk_id, start_ms)
         self._metrics.chunk_latency.labels(name).observe(time.perf_counter() - began)
         self._metrics.visemes_injected.labels(name).inc(len(events))
-        # An event can date from the previous chunk (model lookahead, anti-flicker
-        # minimum): it is shown at once, at offset 0 of this one.
+        # An event can date from an earlier chunk (model lookahead, anti-flicker
+        # minimum): its offset is then negative, its true time before this one's
+        # start (docs/protocols.md, "The viseme object"). Clamping it to 0 made
+        # such visemes up to 70 ms late.
         entries = [
-            {"visemeId": e.viseme_id, "offset": max(0, round(e.offset_ms - start_ms))}
+            {"visemeId": e.viseme_id, "offset": round(e.offset_ms - start_ms)}
             for e in events
         ]
         return {
@@ -296,7 +298,7 @@ class Relay:
         self._metrics.visemes_injected.labels(self.provider.name).inc(len(events))
         return {
             "visemes": [
-                {"visemeId": e.viseme_id, "offset": max(0, round(e.offset_ms - start_ms))}
+                {"visemeId": e.viseme_id, "offset": round(e.offset_ms - start_ms)}
                 for e in events
             ],
             "audio_event_id": chunk_id,

@@ -52,10 +52,10 @@ def reference(
     out, start_ms, last_ms = [], 0.0, 0.0
     for pcm in chunks:
         events = stream.feed(pcm)
-        out.append([{"visemeId": e.viseme_id, "offset": max(0, round(e.offset_ms - start_ms))}
+        out.append([{"visemeId": e.viseme_id, "offset": round(e.offset_ms - start_ms)}
                     for e in events])  # fmt: skip
         last_ms, start_ms = start_ms, start_ms + len(pcm) / 2 / rate * 1000
-    out.append([{"visemeId": e.viseme_id, "offset": max(0, round(e.offset_ms - last_ms))}
+    out.append([{"visemeId": e.viseme_id, "offset": round(e.offset_ms - last_ms)}
                 for e in stream.flush()])  # fmt: skip
     return out
 
