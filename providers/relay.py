@@ -273,8 +273,7 @@ class Relay:
         # start (docs/protocols.md, "The viseme object"). Clamping it to 0 made
         # such visemes up to 70 ms late.
         entries = [
-            {"visemeId": e.viseme_id, "offset": round(e.offset_ms - start_ms)}
-            for e in events
+            {"visemeId": e.viseme_id, "offset": round(e.offset_ms - start_ms)} for e in events
         ]
         return {
             "visemes": entries,
@@ -298,8 +297,7 @@ class Relay:
         self._metrics.visemes_injected.labels(self.provider.name).inc(len(events))
         return {
             "visemes": [
-                {"visemeId": e.viseme_id, "offset": round(e.offset_ms - start_ms)}
-                for e in events
+                {"visemeId": e.viseme_id, "offset": round(e.offset_ms - start_ms)} for e in events
             ],
             "audio_event_id": chunk_id,
             "final": True,  # offsets are into that audio message, already sent
