@@ -38,7 +38,7 @@ AMBIGUOUS = _probs([{SIL: 0.9}, {M: 0.45, N: 0.40}, {AA: 0.8}, {M: 0.40, N: 0.45
 
 def test_the_text_decides_what_the_audio_leaves_open() -> None:
     aligner = TextAligner("en")
-    aligner.add_visemes([[M, AA, M]])  # "mom", as visemes
+    aligner.add_visemes([[M, AA, M]], final=True)  # "mom", as visemes: the whole text
     out = aligner.step(AMBIGUOUS).argmax(-1)
     assert AMBIGUOUS.argmax(-1)[24:32].tolist() == [N] * 8  # acoustic: n
     assert out[26:32].tolist() == [M] * 6  # the text: m (after the alignment settles)

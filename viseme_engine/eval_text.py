@@ -79,14 +79,15 @@ def decode_streamed(
             words.append(timed[k][1])
             k += 1
         if words:
-            aligner.add_text(" ".join(words), final=True)
+            # words complete; the transcript too once its last word is in
+            aligner.add_text(" ".join(words) + " ", final=k == len(timed))
         out[start : start + _CHUNK] = aligner.step(probs[start : start + _CHUNK]).argmax(-1)
     return out
 
 
 def decode_text(probs: np.ndarray, lang: str, text: str) -> np.ndarray:
     aligner = TextAligner(lang)
-    aligner.add_visemes(expected_visemes(text, lang))
+    aligner.add_visemes(expected_visemes(text, lang), final=True)
     return np.asarray(aligner.step(probs).argmax(-1), np.int64)
 
 

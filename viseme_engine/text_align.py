@@ -138,6 +138,7 @@ class TextConfig:
 # resync share aside, a trace).
 _AHEAD = 96
 _BLOCK = 32
+_EDGE = 2  # states at the end of unfinished text that get no say
 
 
 class TextAligner:
@@ -159,6 +160,7 @@ class TextAligner:
         self._optional: list[bool] = []
         self._alpha = np.array([1.0])  # posterior over the states, then the FREE state
         self._agree = self.config.agree_high  # trusted until the audio says otherwise
+        self._ended = False  # the whole transcript is known (a `final` piece came)
 
     def take_words(self, text: str, final: bool = False) -> str:
         """Add a transcript piece; return the text of the words it completed.
@@ -169,7 +171,7 @@ class TextAligner:
         """
         text = self._pending + text
         if final:
-            self._pending = ""
+            self._pending, self._ended = "", True
             return text
         if re.search(r"[.,!?;:\u3002]$", text):  # "mom." ends a word: no need to wait
             self._pending = ""
@@ -185,9 +187,10 @@ class TextAligner:
         if done.strip():
             self.add_visemes(expected_visemes(done, self.lang))
 
-    def add_visemes(self, words: Sequence[Sequence[int]]) -> None:
-        """Append words already turned into visemes (tests, offline tools)."""
+    def add_visemes(self, words: Sequence[Sequence[int]], final: bool = False) -> None:
+        """Append words already turned into visemes; `final`: no more will come."""
         self._append([list(w) for w in words if w])
+        self._ended = self._ended or final
 
     def _append(self, words: list[list[int]]) -> None:
         if not words:
@@ -268,7 +271,13 @@ class TextAligner:
             q = alpha[:-1] @ onehot
             known_post = float(q.sum())
             conf = min(max((self._agree - c.agree_low) / span, 0.0), 1.0)
-            lam = c.weight * conf * known_post
+            trusted = known_post
+            if not self._ended and hi == len(self._visemes):
+                # At the edge of text still arriving, the next words are unknown: the
+                # audio may already be in them (late text), so the last states' say
+                # is withheld until more text, or the transcript's end, comes.
+                trusted -= float(alpha[hi - _EDGE : hi].sum())
+            lam = c.weight * conf * max(trusted, 0.0)
             if known_post > 1e-9:
                 q /= known_post
             # A product, not a mixture: the text settles what the audio leaves
