@@ -61,6 +61,11 @@ def _mulaw_table() -> Float32Array:
 _MULAW_TABLE = _mulaw_table()
 
 
+def to_pcm16(audio: npt.NDArray[np.floating]) -> npt.NDArray[np.int16]:
+    """Float audio in [-1, 1] as 16-bit samples (rounded, clipped): decode's inverse."""
+    return np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
+
+
 def decode(data: bytes, encoding: Encoding) -> Float32Array:
     """Raw samples to float32 in [-1, 1]; `data` must hold whole samples."""
     if encoding == "mulaw":

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from viseme_engine.audio import to_pcm16
+
 # pocketsphinx phones run early against MFA's by about this much (measured, see above)
 SHIFT_S = 0.020
 _ALTERNATE = re.compile(r"\(\d+\)$")
@@ -108,7 +110,7 @@ class ForcedAligner:
             keys = [self._ensure(w, prons.get(w)) for w in words]
         except (ValueError, subprocess.CalledProcessError):
             return None
-        pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16).tobytes()
+        pcm = to_pcm16(audio).tobytes()
         d = self._decoder
         try:
             d.set_align_text(" ".join(keys))

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
+from viseme_engine.audio import to_pcm16
+
 SR = 16000
 HOP = 160
 
@@ -94,7 +96,7 @@ def codec_roundtrip(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     on their audio.
     """
     args, fmt, (lo, hi) = _CODECS[int(rng.integers(0, len(_CODECS)))]
-    pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16).tobytes()
+    pcm = to_pcm16(audio).tobytes()
     raw = ["-f", "s16le", "-ar", str(SR), "-ac", "1"]
     kbps = int(rng.integers(lo, hi + 1))
     enc = subprocess.run(  # noqa: S603

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from viseme_engine.audio import to_pcm16
 from viseme_engine.phonemes import ARPABET, SILENCE
 
 HOP = 160
@@ -41,7 +42,7 @@ class PhoneLoopBaseline:
 
     def phones(self, audio: np.ndarray) -> list[tuple[str, int, int]]:
         """(phone, first frame, last frame inclusive) as pocketsphinx segments them."""
-        pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
+        pcm = to_pcm16(audio)
         self._decoder.start_utt()
         self._decoder.process_raw(pcm.tobytes(), full_utt=True)
         self._decoder.end_utt()
