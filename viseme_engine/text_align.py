@@ -60,9 +60,10 @@ def phonemize(text: str, lang: str) -> list[list[str]]:
     cache = _WORDS.setdefault(lang, {})
     missing = list(dict.fromkeys(t for t in tokens if t not in cache))
     if missing:
-        lines = _espeak_lines("\n".join(missing), lang)
+        voice = ESPEAK_VOICE[lang]
+        lines = espeak_lines("\n".join(missing), voice)
         if len(lines) != len(missing):  # a token espeak-ng split or dropped: one by one
-            lines = [" ".join(_espeak_lines(t, lang)) for t in missing]
+            lines = [" ".join(espeak_lines(t, voice)) for t in missing]
         if len(cache) > _CACHE_WORDS:
             cache.clear()
         for token, line in zip(missing, lines, strict=True):
@@ -76,7 +77,7 @@ _CACHE_WORDS = 50_000
 
 def _word_now(token: str, lang: str) -> list[list[str]]:
     """A token cleared from the cache between the call and its use: phonemize it again."""
-    return _parse_line(" ".join(_espeak_lines(token, lang)))
+    return _parse_line(" ".join(espeak_lines(token, ESPEAK_VOICE[lang])))
 
 
 def _parse_line(line: str) -> list[list[str]]:
@@ -84,10 +85,12 @@ def _parse_line(line: str) -> list[list[str]]:
     return [[p.lstrip(_STRESS) for p in w.split("_") if p.lstrip(_STRESS)] for w in line.split()]
 
 
-def _espeak_lines(text: str, lang: str) -> list[str]:
+def espeak_lines(text: str, voice: str) -> list[str]:
+    """espeak-ng's `-x --sep=_` mnemonics of `text` with `voice`, a non-empty line each
+    (one input line, a word say, gives one output line)."""
     espeak = shutil.which("espeak-ng") or "espeak-ng"
     res = subprocess.run(  # noqa: S603
-        [espeak, "-v", ESPEAK_VOICE[lang], "-q", "-x", "--sep=_"],
+        [espeak, "-v", voice, "-q", "-x", "--sep=_"],
         input=text, capture_output=True, text=True, check=True, timeout=30,
     )  # fmt: skip
     return [line for line in res.stdout.splitlines() if line.strip()]

@@ -42,14 +42,10 @@ from pathlib import Path
 import numpy as np
 import soxr
 
+from viseme_engine.audio import to_pcm16
 from viseme_engine.phonemes import phones_to_visemes
 from viseme_engine.training import corpus, synth_festival, synth_flite
-from viseme_engine.training.labels import (
-    RATE,
-    end_bilabials_at_release,
-    frame_labels,
-    move_closures,
-)
+from viseme_engine.training.labels import RATE, example, fix_closures
 from viseme_engine.training.synth_espeak import Espeak, Synthesis
 
 log = logging.getLogger("viseme_engine.datagen")
@@ -196,19 +192,11 @@ def alignment_ok(audio: np.ndarray, labels: np.ndarray) -> bool:
 def to_example(syn: Synthesis, table: str) -> dict[str, np.ndarray]:
     """Resample to 16 kHz and label frames; closures fixed on the native audio."""
     visemes = phones_to_visemes(table, syn.phones)
-    ends = move_closures(syn.audio, syn.rate, syn.phones, syn.ends, visemes)
-    ends = end_bilabials_at_release(syn.audio, syn.rate, syn.phones, ends, visemes)
+    ends = fix_closures(syn.audio, syn.rate, syn.phones, syn.ends, visemes)
     audio = syn.audio.astype(np.float32) / 32768.0
     if syn.rate != RATE:
         audio = soxr.resample(audio, syn.rate, RATE, quality="HQ")
-    pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
-    return {
-        "audio": pcm,
-        "labels": frame_labels(len(pcm), ends, visemes),
-        "phones": np.asarray(syn.phones, dtype=str),
-        "phone_ends": np.asarray(ends, dtype=np.float32),
-        "phone_visemes": np.asarray(visemes, dtype=np.uint8),
-    }
+    return example(to_pcm16(audio), syn.phones, ends, visemes)
 
 
 _POOLS: dict[tuple[str, int], tuple[list[str], list[str]]] = {}

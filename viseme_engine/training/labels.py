@@ -115,6 +115,33 @@ def end_bilabials_at_release(
     return new_ends
 
 
+def fix_closures(
+    audio: np.ndarray,
+    rate: int,
+    phones: Sequence[str],
+    ends: Sequence[float],
+    visemes: Sequence[int],
+) -> list[float]:
+    """Both closure rules, on the audio at its own rate: stops get their silent
+    closure, p/b end at their release."""
+    ends = move_closures(audio, rate, phones, ends, visemes)
+    return end_bilabials_at_release(audio, rate, phones, ends, visemes)
+
+
+def example(
+    pcm: np.ndarray, phones: Sequence[str], ends: Sequence[float], visemes: Sequence[int]
+) -> dict[str, np.ndarray]:
+    """One utterance as data sets store it (datagen.py's layout): 16 kHz int16 audio,
+    a viseme per 10 ms frame, and the timed phones they came from."""
+    return {
+        "audio": pcm,
+        "labels": frame_labels(len(pcm), ends, visemes),
+        "phones": np.asarray(phones, dtype=str),
+        "phone_ends": np.asarray(ends, dtype=np.float32),
+        "phone_visemes": np.asarray(visemes, dtype=np.uint8),
+    }
+
+
 def frame_phones(n_frames: int, ends: Sequence[float] | np.ndarray) -> np.ndarray:
     """Index of the phone active at each 10 ms frame's centre; len(ends) past the last."""
     centres = (np.arange(n_frames) * HOP + HOP / 2) / RATE

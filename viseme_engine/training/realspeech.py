@@ -50,16 +50,13 @@ from pathlib import Path
 import numpy as np
 import soxr
 
+from viseme_engine.audio import to_pcm16
 from viseme_engine.phonemes import phone_viseme
+from viseme_engine.text_align import espeak_lines
 from viseme_engine.training import synth_flite
 from viseme_engine.training.align import Alignment, ForcedAligner, words_of
 from viseme_engine.training.datagen import alignment_ok
-from viseme_engine.training.labels import (
-    RATE,
-    end_bilabials_at_release,
-    frame_labels,
-    move_closures,
-)
+from viseme_engine.training.labels import RATE, example, fix_closures
 
 log = logging.getLogger("viseme_engine.realspeech")
 
@@ -172,11 +169,7 @@ def foreign_arpabet(mnemonic: str) -> list[str]:
 
 def espeak_pronunciations(words: list[str], voice: str) -> dict[str, list[str]]:
     """ARPAbet (upper case) per word, from espeak-ng's `voice` (one call, a word a line)."""
-    res = subprocess.run(  # noqa: S603
-        ["espeak-ng", "-v", voice, "-q", "-x", "--sep=_"],  # noqa: S607
-        input="\n".join(words), capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
-    lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
+    lines = espeak_lines("\n".join(words), voice)
     if len(lines) != len(words):
         return {}
     out = {}
@@ -252,16 +245,9 @@ def transcribed(root: Path, corpus: str, lang: str, aligner: ForcedAligner) -> I
 def to_example(clip: Clip) -> dict[str, np.ndarray]:
     """Frame labels for a clip; closures fixed as for synthesized speech."""
     visemes = [UNKNOWN if p == "spn" else phone_viseme("arpabet", p) for p in clip.phones]
-    pcm16 = np.clip(np.round(clip.audio * 32767.0), -32768, 32767).astype(np.int16)
-    ends = move_closures(pcm16, RATE, clip.phones, clip.ends, visemes)
-    ends = end_bilabials_at_release(pcm16, RATE, clip.phones, ends, visemes)
-    return {
-        "audio": pcm16,
-        "labels": frame_labels(len(pcm16), ends, visemes),
-        "phones": np.asarray(clip.phones, dtype=str),
-        "phone_ends": np.asarray(ends, dtype=np.float32),
-        "phone_visemes": np.asarray(visemes, dtype=np.uint8),
-    }
+    pcm16 = to_pcm16(clip.audio)
+    return example(pcm16, clip.phones, fix_closures(pcm16, RATE, clip.phones, clip.ends, visemes),
+                   visemes)  # fmt: skip
 
 
 def write(clips: Iterator[Clip], out: Path, lang: str) -> list[dict[str, object]]:
