@@ -19,8 +19,9 @@ from aiohttp import web
 
 from viseme_engine.audio import AudioFormat
 from viseme_engine.batcher import EngineOverloaded
-from viseme_engine.engine import EngineStream
+from viseme_engine.engine import MODEL_LANGUAGES, EngineStream
 from viseme_engine.smoothing import VisemeEvent
+from viseme_engine.text_align import ESPEAK_VOICE
 
 from . import schemas
 from .errors import EngineUnavailable
@@ -30,7 +31,8 @@ from .state import ENGINE, HTTP, SETTINGS
 from .tts import ENGINES, Speech, TtsEngine, TtsError, split_sentences
 
 log = logging.getLogger("gateway")
-LANGUAGES = {"default": "en-us", "indonesian": "id"}  # espeak-ng language per viseme model
+# espeak-ng voice per viseme model: the language its transcripts are phonemized in too
+LANGUAGES = {model: ESPEAK_VOICE[lang] for model, lang in MODEL_LANGUAGES.items()}
 _QUEUE_CHUNKS = 8  # audio chunks synthesized ahead of the client
 
 

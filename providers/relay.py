@@ -25,6 +25,7 @@ from gateway.metrics import Metrics
 from viseme_engine.audio import AudioError, AudioFormat
 from viseme_engine.batcher import EngineOverloaded
 from viseme_engine.engine import EngineStream, VisemeEngine
+from viseme_engine.smoothing import VisemeEvent
 
 from .base import Audio, Message, Provider, Transcript
 
@@ -272,11 +273,8 @@ class Relay:
         # minimum): its offset is then negative, its true time before this one's
         # start (docs/protocols.md, "The viseme object"). Clamping it to 0 made
         # such visemes up to 70 ms late.
-        entries = [
-            {"visemeId": e.viseme_id, "offset": round(e.offset_ms - start_ms)} for e in events
-        ]
         return {
-            "visemes": entries,
+            "visemes": _entries(events, start_ms),
             "audio_event_id": audio.chunk_id,
             "subchunk_id": 1,
             "total_chunks": 1,
@@ -296,12 +294,15 @@ class Relay:
             return None
         self._metrics.visemes_injected.labels(self.provider.name).inc(len(events))
         return {
-            "visemes": [
-                {"visemeId": e.viseme_id, "offset": round(e.offset_ms - start_ms)} for e in events
-            ],
+            "visemes": _entries(events, start_ms),
             "audio_event_id": chunk_id,
             "final": True,  # offsets are into that audio message, already sent
         }
+
+
+def _entries(events: list[VisemeEvent], start_ms: float) -> list[Message]:
+    """Viseme entries with offsets from the start of the audio message at `start_ms`."""
+    return [{"visemeId": e.viseme_id, "offset": round(e.offset_ms - start_ms)} for e in events]
 
 
 def client_response(provider: Provider) -> web.WebSocketResponse:

@@ -203,11 +203,6 @@ class EngineStream:
             return
         aligner.add_visemes(words)
 
-    def reset_text(self) -> None:
-        """An interruption or a new response: the transcript starts over."""
-        if self.core.text is not None:
-            self.core.text.reset()
-
     async def feed(self, data: bytes) -> list[VisemeEvent]:
         async with self._lock:
             return await self._run(self.core.prepare(data))
