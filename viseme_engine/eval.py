@@ -266,6 +266,11 @@ def table(results: Sequence[Result], markdown: bool) -> str:
             b = _fmt(base[key], pct) if base is not None else "-"
             cells.append(f"{_fmt(model[key], pct)} / {b}")
         lines.append(cells)
+    return render(head, lines, markdown)
+
+
+def render(head: list[str], lines: list[list[str]], markdown: bool) -> str:
+    """A table as Markdown, or as aligned plain-text columns."""
     if markdown:
         out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         out += ["| " + " | ".join(c) + " |" for c in lines]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .eval import Counts, EvalSet, Predictor, fit_length, load_sets
+from .eval import Counts, EvalSet, Predictor, fit_length, load_sets, render
 from .phonemes import SILENCE
 from .stream import softmax
 from .text_align import TextAligner, expected_visemes
@@ -129,12 +129,7 @@ def table(rows: Sequence[tuple[str, int, dict[str, Counts]]], markdown: bool) ->
                   f"{100 * m['text']['bilabial_precision']:.1f}"]  # fmt: skip
         cells.append(f"{100 * m['baseline']['acc15_speech']:.1f}" if "baseline" in m else "-")
         lines.append(cells)
-    if markdown:
-        out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        return "\n".join(out + ["| " + " | ".join(c) + " |" for c in lines])
-    widths = [max(len(r[i]) for r in [head, *lines]) for i in range(len(head))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))
-                     for r in [head, *lines])  # fmt: skip
+    return render(head, lines, markdown)
 
 
 def run(
