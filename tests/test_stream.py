@@ -91,3 +91,31 @@ def test_flush_twice_is_an_error(model: OnnxVisemeModel) -> None:
     stream.flush()
     with pytest.raises(RuntimeError):
         stream.feed(b"\x00\x00")
+
+
+def test_a_block_ends_once_and_an_abandoned_one_runs_first_next_time(
+    model: OnnxVisemeModel,
+) -> None:
+    fmt = AudioFormat("pcm_s16le", 22050)
+    pcm, _ = espeak_pcm("Bob may pay my mom.")
+    chunks = [pcm[i : i + 4410] for i in range(0, len(pcm), 4410)]
+    whole = VisemeStream(model, fmt)
+    want = [e for c in chunks for e in whole.feed(c)] + whole.flush()
+
+    stream = VisemeStream(model, fmt)
+    got = []
+    for index, chunk in enumerate(chunks):
+        block = stream.prepare(chunk)
+        with pytest.raises(RuntimeError):
+            stream.prepare(chunk)  # one block in flight at a time
+        if index % 3 == 1:  # an overload: the block's inference never happened
+            stream.abandon(block)
+            continue
+        logits, state = model.run(block.audio[None, :], stream.state)
+        got += stream.complete(block, logits[0], state)
+        with pytest.raises(RuntimeError):
+            stream.complete(block, logits[0], state)  # a block completes once
+    block = stream.prepare_flush()
+    stream.abandon(block)  # a failed flush may be asked for again
+    got += stream.flush()
+    assert got == want

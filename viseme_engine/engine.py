@@ -17,7 +17,7 @@ from .audio import AudioFormat
 from .batcher import BatchStats, MicroBatcher
 from .device import device_in_use, requested_providers
 from .smoothing import SmoothingConfig, VisemeEvent
-from .stream import HOP, FrameModel, State, VisemeStream
+from .stream import HOP, Block, FrameModel, State, VisemeStream
 from .text_align import TextAligner, expected_visemes, known_words
 
 log = logging.getLogger("viseme_engine")
@@ -180,10 +180,6 @@ class EngineStream:
         self._batcher = batcher
         self._split = split
         self._lock = asyncio.Lock()
-        # A block whose inference failed (overload): the core already counted its
-        # frames and its resampler moved on, so it cannot be undone; it runs again
-        # in front of the next block instead, and the stream stays aligned.
-        self._unrun = np.zeros(0, np.float32)
 
     async def add_text(self, text: str, final: bool = False) -> None:
         """Give the stream transcript text (a no-op for a stream without text)."""
@@ -211,28 +207,29 @@ class EngineStream:
         async with self._lock:
             return await self._run(self.core.prepare_flush())
 
-    async def _run(self, block: npt.NDArray[np.float32]) -> list[VisemeEvent]:
-        if self._unrun.size:
-            block, self._unrun = np.concatenate([self._unrun, block]), np.zeros(0, np.float32)
-        if block.size == 0:
-            return []
+    async def _run(self, block: Block) -> list[VisemeEvent]:
+        """The block through the batcher; on any failure (an overload, a cancelled
+        caller) it is abandoned whole, so the stream stays aligned (stream.py)."""
         try:
-            return await self._infer(block)
+            logits, state = await self._infer(block.audio)
         except BaseException:
-            self._unrun = block  # nothing of it reached the core: run it next time
+            self.core.abandon(block)
             raise
+        return self.core.complete(block, logits, state)
 
-    async def _infer(self, block: npt.NDArray[np.float32]) -> list[VisemeEvent]:
+    async def _infer(self, audio: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], State]:
         state = self.core.state
+        if audio.size == 0:
+            return np.zeros((0, 0), np.float32), state
         parts = []
         start = 0
-        frames_total = block.size // HOP
+        frames_total = audio.size // HOP
         for frames in pieces(frames_total) if self._split else [frames_total]:
-            piece = block[start : start + frames * HOP]
+            piece = audio[start : start + frames * HOP]
             start += frames * HOP
             logits, state = await self._batcher.run(piece, state)
             parts.append(logits)
-        return self.core.complete(np.concatenate(parts), state)
+        return np.concatenate(parts), state
 
 
 def pieces(frames: int, largest: int = 64) -> list[int]:

@@ -1,12 +1,16 @@
 """A viseme stream: encoded audio bytes in, viseme events out. Sans-I/O.
 
-The model call is split out of the stream (`prepare` -> model -> `complete`)
-so one batcher can run many streams' audio in one inference; `feed`/`flush`
-do all three in line for callers with a model at hand (tests, offline tools).
+The model call is split out of the stream so one batcher can run many streams'
+audio in one inference: `prepare` hands out a `Block` of frames, and the block
+ends exactly one way, `complete` with the model's output or `abandon` when the
+inference failed (an overload): its frames then run first in the next block, so
+a failure can never misalign the stream. `feed`/`flush` do it all in line for
+callers with a model at hand (tests, offline tools).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -18,6 +22,15 @@ from .text_align import TextAligner
 
 HOP = 160
 State = dict[str, npt.NDArray[np.float32]]
+
+
+@dataclass(frozen=True, eq=False)
+class Block:
+    """Whole frames ready for the model, prepared from a stream; in flight until
+    the stream completes or abandons it."""
+
+    audio: Float32Array
+    flush: bool = False  # the stream's last block: the lookahead drained
 
 
 class FrameModel(Protocol):
@@ -61,29 +74,57 @@ class VisemeStream:
         self._frames_real = 0  # frames of real audio handed to the model
         self._frames_done = 0  # model output frames consumed (warm-up included)
         self._flushed = False
+        self._flushed_once = False  # the resampler has had its last input
+        self._unrun = np.zeros(0, np.float32)  # frames of an abandoned block, to run first
+        self._in_flight: Block | None = None
 
-    def prepare(self, data: bytes) -> Float32Array:
-        """Decode and resample; return the whole frames now ready for the model."""
-        if self._flushed:
-            raise RuntimeError("stream already flushed")
+    def prepare(self, data: bytes) -> Block:
+        """Decode and resample; the whole frames now ready for the model."""
+        self._check_idle()
         data = self._byte_tail + data
         cut = len(data) - len(data) % self.format.bytes_per_sample
         self._byte_tail = data[cut:]
-        return self._frames(self._resample(decode(data[:cut], self.format.encoding)))
+        frames = self._frames(self._resample(decode(data[:cut], self.format.encoding)))
+        return self._hand_out(frames, flush=False)
 
-    def prepare_flush(self) -> Float32Array:
+    def prepare_flush(self) -> Block:
         """The last partial frame, zero-padded, plus lookahead zeros to drain the model."""
-        if self._flushed:
-            raise RuntimeError("stream already flushed")
-        block = self._frames(self._resample(np.zeros(0, np.float32), last=True))
-        self._flushed = True
+        self._check_idle()
+        # A flush asked for again (its block abandoned) finds the resampler drained.
+        drained = self._flushed_once
+        self._flushed = self._flushed_once = True
+        block = self._frames(
+            np.zeros(0, np.float32) if drained else self._resample(np.zeros(0, np.float32), True)
+        )
         tail = self._sample_tail
         self._sample_tail = np.zeros(0, np.float32)
         if tail.size:
             self._frames_real += 1
         pad = np.zeros(-(-tail.size // HOP) * HOP + self.model.lookahead_frames * HOP, np.float32)
         pad[: tail.size] = tail
-        return np.concatenate([block, pad])
+        return self._hand_out(np.concatenate([block, pad]), flush=True)
+
+    def _check_idle(self) -> None:
+        if self._in_flight is not None:
+            raise RuntimeError("a block of this stream is still in flight")
+        if self._flushed:
+            raise RuntimeError("stream already flushed")
+
+    def _hand_out(self, frames: Float32Array, flush: bool) -> Block:
+        if self._unrun.size:
+            frames = np.concatenate([self._unrun, frames])
+            self._unrun = np.zeros(0, np.float32)
+        self._in_flight = Block(frames, flush)
+        return self._in_flight
+
+    def abandon(self, block: Block) -> None:
+        """The block's inference failed: nothing of it reached the stream's state.
+        Its frames run first in the next block (they are past the resampler, which
+        cannot be rewound), and a flush may be asked for again."""
+        self._take_back(block)
+        self._unrun = block.audio
+        if block.flush:
+            self._flushed = False
 
     def _frames(self, samples: Float32Array) -> Float32Array:
         joined = np.concatenate([self._sample_tail, samples])
@@ -92,8 +133,16 @@ class VisemeStream:
         self._frames_real += whole // HOP
         return joined[:whole]
 
-    def complete(self, logits: npt.NDArray[np.float32], state: State) -> list[VisemeEvent]:
-        """Take the model's output for the last prepared block; return new events."""
+    def _take_back(self, block: Block) -> None:
+        if block is not self._in_flight:
+            raise RuntimeError("not this stream's block in flight")
+        self._in_flight = None
+
+    def complete(
+        self, block: Block, logits: npt.NDArray[np.float32], state: State
+    ) -> list[VisemeEvent]:
+        """Take the model's output for the block in flight; return new events."""
+        self._take_back(block)
         self.state = state
         start = self._frames_done
         self._frames_done += len(logits)
@@ -122,8 +171,12 @@ class VisemeStream:
     def flush(self) -> list[VisemeEvent]:
         return self._run(self.prepare_flush())
 
-    def _run(self, block: Float32Array) -> list[VisemeEvent]:
-        if block.size == 0:
-            return []
-        logits, state = self.model.run(block[None, :], self.state)
-        return self.complete(logits[0], state)
+    def _run(self, block: Block) -> list[VisemeEvent]:
+        if block.audio.size == 0:
+            return self.complete(block, np.zeros((0, 0), np.float32), self.state)
+        try:
+            logits, state = self.model.run(block.audio[None, :], self.state)
+        except BaseException:
+            self.abandon(block)
+            raise
+        return self.complete(block, logits[0], state)
