@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from providers import registry
 from viseme_engine.engine import (
     MODELS_DIR,
     EngineConfig,
@@ -34,6 +35,7 @@ from .state import (
     HTTP,
     LIFECYCLE,
     METRICS,
+    REGISTRY,
     SETTINGS,
     STORE,
     EngineSlot,
@@ -58,8 +60,9 @@ def create_app(
         middlewares=[metrics_middleware, errors_middleware],
     )
     app[SETTINGS] = settings
+    app[REGISTRY] = registry.load(settings.provider_modules)
     app[AUTH] = Authenticator(settings.api_keys)
-    app[CODEC] = TokenCodec(settings.token_keys)
+    app[CODEC] = TokenCodec(settings.token_keys, providers=app[REGISTRY].names)
     app[METRICS] = Metrics()
     app[LIFECYCLE] = Lifecycle()
     app[ENGINE] = EngineSlot()

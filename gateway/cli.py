@@ -8,6 +8,7 @@ import base64
 import dataclasses
 import hashlib
 import logging
+import os
 import secrets
 import signal
 import ssl
@@ -19,7 +20,15 @@ from aiohttp import web
 from . import logs
 from .apikeys import ApiKey
 from .app import create_app
-from .settings import HELP, ConfigError, Settings, TokenKey, env_name, load_settings
+from .settings import (
+    HELP,
+    ConfigError,
+    Settings,
+    TokenKey,
+    env_name,
+    load_settings,
+    url_settings,
+)
 from .state import LIFECYCLE
 
 log = logging.getLogger("gateway")
@@ -28,16 +37,22 @@ log = logging.getLogger("gateway")
 IN_FLIGHT_GRACE = 10.0
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(provider_modules: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="viseme-gateway")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the gateway")
-    for f in dataclasses.fields(Settings):
+    flags = [(f.name, HELP[f.name]) for f in dataclasses.fields(Settings) if f.name in HELP]
+    try:  # the providers' upstream URLs (plugins' too) have flags of their own
+        urls = url_settings(provider_modules)
+    except ConfigError:
+        urls = ()  # reported once the settings are loaded
+    flags += [(u.name, f"{u.help} (default {u.default})") for u in urls]
+    for name, text in flags:
         serve.add_argument(
-            "--" + f.name.replace("_", "-"),
-            dest=f.name,
+            "--" + name.replace("_", "-"),
+            dest=name,
             metavar="VALUE",
-            help=f"{HELP[f.name]} (env {env_name(f.name)})",
+            help=f"{text} (env {env_name(name)})",
         )
     commands.add_parser("gen-token-key", help="print a new TOKEN_KEYS entry")
     hash_key = commands.add_parser("hash-key", help="print the sha256: form of an API key")
@@ -104,7 +119,11 @@ async def serve(settings: Settings) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    # Plugin modules first: their URL settings are flags too.
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--provider-modules", default=os.environ.get(env_name("provider_modules")))
+    modules = (pre.parse_known_args(argv)[0].provider_modules or "").split(",")
+    args = _parser([m.strip() for m in modules if m.strip()]).parse_args(argv)
     if args.command == "gen-token-key":
         key = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
         print(f"k{secrets.randbelow(10**6):06d}:{key}")

@@ -1,4 +1,7 @@
-"""The gateway's one error tree; HTTP statuses are mapped here and nowhere else.
+"""The gateway's one error tree, and every status and close code it answers with.
+
+HTTP statuses and WebSocket close codes are decided here and nowhere else; the
+user-facing table is docs/protocols.md, "Errors, in one table".
 
     GatewayError                    500 unless a subclass says otherwise
     ├── BadRequest                  400  invalid input, the message names the field
@@ -21,9 +24,50 @@
         └── TokenRevoked            403
 
 `reason` is a short stable label, used as a metrics label and in JSON errors.
+
+Where each surfaces:
+
+    error                     HTTP  relay session            SSE (streaming)  metric
+    BadRequest                400   -                        -                http_requests
+    AuthError / Forbidden     401/403 -                      -                http_requests
+    StoreUnavailable          503   503 before the upgrade   -                http_requests
+    EngineUnavailable         503   audio without visemes    -                chunks_skipped
+    TokenError kinds          401   401 before the upgrade   -                tokens_rejected
+    TokenRevoked              403   403; open: close REVOKED -                tokens_rejected
+    EngineOverloaded (engine) -     audio without visemes    event: error     chunks_skipped
+    TtsError (providers.tts)  -     -                        event: error     -
+    malformed known event     -     relayed as it came       -                chunks_skipped
+    FrameTooDeep (client)     -     close TOO_DEEP           -                -
+    a client frame > 16 MiB   -     close TOO_BIG            -                -
+    UpstreamRefused           -     close upstream_refused() -                upstream_errors
+    upstream unreachable      -     close UNREACHABLE        -                upstream_errors
+    a bug in a relay pump     500   close RELAY_ERROR        -                -
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Close:
+    """A WebSocket close the gateway sends: code and reason (at most 123 bytes)."""
+
+    code: int
+    reason: str
+
+
+REVOKED = Close(4001, "token revoked")  # upstream gets 1000
+SHUTDOWN = Close(1001, "gateway shutting down")  # after the drain; upstream gets 1000
+TOO_DEEP = Close(1009, "JSON message nested too deeply")  # never forwarded upstream
+TOO_BIG = Close(1009, "message over the 16 MiB limit")  # a client frame; never forwarded
+UNREACHABLE = Close(1011, "upstream unreachable")
+RELAY_ERROR = Close(1011, "gateway relay error")  # a bug of ours: never 1000
+
+
+def upstream_refused(status: int) -> Close:
+    """The provider refused the connection (or its signed-URL call) with `status`."""
+    return Close(1011, f"upstream refused: HTTP {status}")
 
 
 class GatewayError(Exception):

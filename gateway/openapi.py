@@ -6,6 +6,9 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
+from providers.base import Provider, Route
+from providers.registry import Registry
+
 from . import __version__, schemas
 from .routes_demo import ASSETS
 
@@ -93,25 +96,40 @@ def _demo_asset(names: list[str]) -> dict[str, Any]:
     return operation
 
 
-def _websocket(summary: str, token: str, where: str, path_param: bool = False) -> dict[str, Any]:
-    parameters = [{"name": token, "in": where, "required": True, "schema": {"type": "string"}}]
-    if path_param:
-        methods = [
-            f"google.ai.generativelanguage.{version}.GenerativeService.{method}"
-            for version in ("v1alpha", "v1beta", "v1")
-            for method in ("BidiGenerateContent", "BidiGenerateContentConstrained")
-        ]
+def _websocket(takers: list[tuple[type[Provider[Any]], Route]]) -> dict[str, Any]:
+    """A relay path: where its providers' SDKs may put the token, and what answers."""
+    names = ", ".join(cls.name for cls, _ in takers)
+    route = takers[0][1]
+    parameters: list[dict[str, Any]] = []
+    for _, r in takers:
+        for where, found in (("query", r.query), ("header", r.headers)):
+            for name in found:
+                if not any(p["name"] == name for p in parameters):
+                    parameters.append({"name": name, "in": where, "schema": {"type": "string"}})
+    schemes = sorted({s for _, r in takers for s in r.schemes})
+    if schemes:
         parameters.append(
-            {"name": "method", "in": "path", "required": True, "schema": {"enum": methods}}
+            {
+                "name": "Authorization",
+                "in": "header",
+                "description": " or ".join(f"{s.title()} <token>" for s in schemes),
+                "schema": {"type": "string"},
+            }
+        )
+    for name, values in route.path_values.items():
+        parameters.append(
+            {"name": name, "in": "path", "required": True, "schema": {"enum": list(values)}}
         )
     responses = {
         "101": {"description": "Switching Protocols: the relay session"},
         "400": _json({"$ref": "#/components/schemas/Error"}, "Not a WebSocket upgrade"),
         "401": _json({"$ref": "#/components/schemas/Error"}, "Missing or invalid token"),
         "403": _json({"$ref": "#/components/schemas/Error"}, "Token revoked"),
-        "404": _json({"$ref": "#/components/schemas/Error"}, "Unknown Gemini method"),
         "503": _json({"$ref": "#/components/schemas/Error"}, "Revocation store unreachable"),
     }
+    if route.path_values:
+        responses["404"] = _json({"$ref": "#/components/schemas/Error"}, "Unknown method")
+    summary = f"{route.summary} ({names}); the signed URL's token in one of the parameters"
     return {"get": {"summary": summary, "parameters": parameters, "responses": responses}}
 
 
@@ -119,24 +137,6 @@ def _get(summary: str, responses: dict[str, Any]) -> dict[str, Any]:
     return {"get": {"summary": summary, "responses": responses}}
 
 
-_SIGNED = {
-    "oneOf": [
-        {
-            "type": "object",
-            "required": ["signed_url", "expires_at"],
-            "properties": {"signed_url": {"type": "string"}, "expires_at": {"type": "integer"}},
-        },
-        {
-            "type": "object",
-            "required": ["api_key", "base_url", "expires_at"],
-            "properties": {
-                "api_key": {"type": "string"},
-                "base_url": {"type": "string"},
-                "expires_at": {"type": "integer"},
-            },
-        },
-    ]
-}
 _SSE_EVENT = {
     "type": "object",
     "required": ["data"],
@@ -163,7 +163,7 @@ _INTROSPECTION = {
         "jti": {"type": "string"},
         "exp": {"type": "number"},
         "iat": {"type": "number"},
-        "provider": {"enum": ["elevenlabs", "openai", "gemini"]},
+        "provider": {"type": "string", "description": "the token's provider"},
         "viseme_model": {"enum": ["default", "indonesian"]},
     },
 }
@@ -189,11 +189,11 @@ _HEALTH = {
 }
 
 
-def document(public_url: str | None = None) -> dict[str, Any]:
+def document(providers: Registry, public_url: str | None = None) -> dict[str, Any]:
 
     _, defs = models_json_schema(
         [
-            (schemas.SignedUrlRequest, "validation"),
+            (providers.signed_url_request, "validation"),
             (schemas.RevokeRequest, "validation"),
             (schemas.IntrospectRequest, "validation"),
             (schemas.VisemesRequest, "validation"),
@@ -207,7 +207,12 @@ def document(public_url: str | None = None) -> dict[str, Any]:
         "info": {"title": "viseme-gateway", "version": __version__},
         "paths": {
             "/v1/get-signed-url": _post(
-                "SignedUrlRequest", _SIGNED, "Issue a signed URL for a provider", 400, 401, 413
+                "SignedUrlRequest",
+                {"oneOf": _unique([cls.signed_schema for cls in providers])},
+                "Issue a signed URL for a provider",
+                400,
+                401,
+                413,
             ),
             "/v1/tokens/revoke": _post(
                 "RevokeRequest",
@@ -230,20 +235,6 @@ def document(public_url: str | None = None) -> dict[str, Any]:
             ),
             "/v1/visemes": _visemes(),
             "/v1/visemes-audio": _visemes_audio(),
-            "/v1/conversation": _websocket("ElevenLabs/OpenAI relay (WebSocket)", "token", "query"),
-            "/v1/conversation/realtime": _websocket(
-                "The same, as OpenAI's SDK builds it from a signed URL", "token", "query"
-            ),
-            "/v1/realtime": _websocket(
-                "The same, token as OpenAI's SDK Bearer api_key", "Authorization", "header"
-            ),
-            "/ws/{method}": _websocket(
-                "Gemini Live relay: google.ai.generativelanguage.{v1alpha|v1beta|v1}."
-                "GenerativeService.BidiGenerateContent[Constrained]; //ws/ accepted",
-                "x-goog-api-key",
-                "header",
-                path_param=True,
-            ),
             "/demo": _demo_page(),
             "/demo/{name}": _demo_asset(sorted(ASSETS)),
             "/livez": _get("Process is up", {"200": _json({"type": "object"}, "Alive")}),
@@ -265,6 +256,16 @@ def document(public_url: str | None = None) -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
+    for path, takers in providers.paths().items():
+        doc["paths"][takers[0][1].openapi_path or path] = _websocket(takers)
     if public_url:
         doc["servers"] = [{"url": public_url}]
     return doc
+
+
+def _unique(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for item in items:
+        if item not in out:
+            out.append(item)
+    return out

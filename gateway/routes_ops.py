@@ -9,7 +9,7 @@ from viseme_engine.device import cuda_device_count
 
 from . import __version__
 from .openapi import document
-from .state import ENGINE, LIFECYCLE, METRICS, SETTINGS, STORE
+from .state import ENGINE, LIFECYCLE, METRICS, REGISTRY, SETTINGS, STORE
 
 
 async def _redis_state(app: web.Application) -> str:
@@ -60,7 +60,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(document(request.app[SETTINGS].public_url))
+    return web.json_response(document(request.app[REGISTRY], request.app[SETTINGS].public_url))
 
 
 _CUDA = web.AppKey("cuda_available", bool)

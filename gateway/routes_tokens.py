@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from urllib.parse import urlencode
+from typing import Any
 
 from aiohttp import web
 
@@ -11,7 +11,7 @@ from . import schemas
 from .access import api_key
 from .errors import Forbidden, TokenError
 from .http import read_json
-from .state import CODEC, METRICS, SETTINGS, STORE
+from .state import CODEC, METRICS, REGISTRY, SETTINGS, STORE
 
 # Token requests are small; a tight limit keeps junk from being buffered.
 BODY_LIMIT = 64 * 1024
@@ -23,18 +23,16 @@ def public_base(request: web.Request) -> str:
     return configured or f"{request.scheme}://{request.host}"
 
 
-def websocket_base(http_base: str) -> str:
-    return "ws" + http_base.removeprefix("http")
-
-
 async def get_signed_url(request: web.Request) -> web.Response:
     key = api_key(request)
+    providers = request.app[REGISTRY]
     body = schemas.parse(
-        schemas.SignedUrlRequest,
+        providers.signed_url_request,
         await read_json(request, BODY_LIMIT),
         "Invalid provider config",
+        tags=providers.names,
     )
-    spec = body.config
+    spec: Any = getattr(body, "config")  # noqa: B009  # a model built from the registry
     provider_config = spec.provider_config.model_dump(exclude_none=True)
     viseme_model = provider_config.pop("viseme_model")
     token, claims = request.app[CODEC].issue(
@@ -44,12 +42,8 @@ async def get_signed_url(request: web.Request) -> web.Response:
         viseme_model=viseme_model,
     )
     request.app[METRICS].tokens_issued.labels(spec.provider).inc()
-    base = public_base(request)
-    expires_at = int(claims.exp)
-    if spec.provider == "gemini":
-        return web.json_response({"api_key": token, "base_url": base, "expires_at": expires_at})
-    url = f"{websocket_base(base)}/v1/conversation?{urlencode({'token': token})}"
-    return web.json_response({"signed_url": url, "expires_at": expires_at})
+    answer = providers[spec.provider].signed_response(token, public_base(request), int(claims.exp))
+    return web.json_response(answer)
 
 
 async def revoke(request: web.Request) -> web.Response:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from providers.tts import ENGINES, Speech, TtsEngine, TtsError, split_sentences
 from viseme_engine.audio import AudioFormat
 from viseme_engine.batcher import EngineOverloaded
 from viseme_engine.engine import MODEL_LANGUAGES, EngineStream
@@ -28,7 +29,6 @@ from .errors import EngineUnavailable
 from .http import read_json
 from .sse import SSE_HEADERS, client_gone, require_api_key, sse
 from .state import ENGINE, HTTP, SETTINGS
-from .tts import ENGINES, Speech, TtsEngine, TtsError, split_sentences
 
 log = logging.getLogger("gateway")
 # espeak-ng voice per viseme model: the language its transcripts are phonemized in too
@@ -56,7 +56,9 @@ async def visemes_audio(request: web.Request) -> web.StreamResponse:
     engine = request.app[ENGINE].engine
     if engine is None:
         raise EngineUnavailable("Viseme engine is not ready")
-    tts = ENGINES[body.tts_engine](request.app[HTTP], settings)
+    tts_class = ENGINES[body.tts_engine]
+    urls = {u.name: settings.urls.get(u.name, u.default) for u in tts_class.urls}
+    tts = tts_class(request.app[HTTP], urls, settings.tts_timeout_seconds)
     fmt = AudioFormat("pcm_s16le", tts.sample_rate)
     use_text = settings.text_informed and body.use_text
     stream = engine.open_stream(body.model, fmt, use_text=use_text)

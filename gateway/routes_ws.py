@@ -1,89 +1,72 @@
 """The WebSocket endpoints the signed URLs point to; one relay per connection.
 
-- ElevenLabs and OpenAI: GET /v1/conversation?token=..., plus the shapes the
-  official SDKs produce from it (OpenAI's Python SDK appends /realtime and
-  ?model=...; with websocket_base_url=<gateway>/v1 it sends the token as its
-  Bearer api_key to /v1/realtime).
-- Gemini: /ws/google.ai.generativelanguage.{version}.GenerativeService.{method},
-  `//ws/` tolerated, token in x-goog-api-key, ?key=, ?access_token= or
-  Authorization: Token|Bearer.
-The token is checked before the upgrade: a bad one gets an HTTP error, not a socket.
+Routes come from the provider registry: each provider names its paths and
+where its SDKs put the token (providers/base.py, `Route`). Providers may share
+a path; the token then says whose session it is. The token is checked before
+the upgrade: a bad one gets an HTTP error, not a socket.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+from typing import Any
 
 import aiohttp
 from aiohttp import web
+from pydantic import ValidationError
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
-from providers import PROVIDERS
-from providers.base import UpstreamRefused
-from providers.gemini_live import parse_path
-from providers.relay import Relay, client_response, connect_options
+from providers.base import Options, Provider, ProviderConfig, Route, UpstreamRefused
 
-from . import schemas
 from .access import verify_token
-from .errors import BadRequest, TokenMalformed
+from .errors import UNREACHABLE, TokenMalformed, upstream_refused
+from .relay import Relay, client_response, connect_options
 from .sessions import SESSIONS, Session
-from .state import ENGINE, HTTP, METRICS, SETTINGS
+from .state import ENGINE, HTTP, METRICS, REGISTRY, SETTINGS
 from .tokens import TokenClaims
 
 log = logging.getLogger("gateway")
+Takers = list[tuple[type[Provider[Any]], Route]]
 
 
-def _bearer(request: web.Request, *schemes: str) -> str | None:
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    return value.strip() if scheme.lower() in schemes and value.strip() else None
-
-
-async def conversation(request: web.Request) -> web.StreamResponse:
-    token = request.query.get("token") or _bearer(request, "bearer")
-    claims = await _claims(request, token, ("elevenlabs", "openai"))
-    return await _relay(request, claims)
-
-
-async def gemini(request: web.Request) -> web.StreamResponse:
-    if parse_path(request.path) is None:
+async def relay_endpoint(request: web.Request, takers: Takers) -> web.StreamResponse:
+    """A provider path: find the token where these providers' SDKs put it, then relay."""
+    token = None
+    for cls, route in takers:
+        if cls.accepts_path(request.path):
+            token = token or route.token(request.query, request.headers)
+    if not any(cls.accepts_path(request.path) for cls, _ in takers):
         raise web.HTTPNotFound()
-    token = (
-        request.headers.get("x-goog-api-key")
-        or request.query.get("key")
-        or request.query.get("access_token")
-        or _bearer(request, "token", "bearer")
-    )
-    claims = await _claims(request, token, ("gemini",))
-    return await _relay(request, claims)
-
-
-async def _claims(
-    request: web.Request, token: str | None, providers: tuple[str, ...]
-) -> TokenClaims:
     if not token:
         raise TokenMalformed("A signed-URL token is required")
     claims = await verify_token(request.app, token)
-    if claims.provider not in providers:
+    mine = [c for c, _ in takers if c.name == claims.provider]
+    if not mine:
         raise TokenMalformed(f"This token is for {claims.provider}, not this endpoint")
+    cls = mine[0]
     # Checked again as when it was signed: a config short of a field would fail
     # only later, mid-connect (only a holder of the token key could make one).
-    spec = {**claims.provider_config, "viseme_model": claims.viseme_model}
     try:
-        schemas.parse(
-            schemas.SignedUrlRequest,
-            {"config": {"provider": claims.provider, "provider_config": spec}},
-            "Token config",
+        config = cls.config_model.model_validate(
+            {**claims.provider_config, "viseme_model": claims.viseme_model}
         )
-    except BadRequest:
+    except ValidationError:
         raise TokenMalformed("Token config is not valid") from None
-    return claims
+    return await _relay(request, claims, cls, config)
 
 
-async def _relay(request: web.Request, claims: TokenClaims) -> web.StreamResponse:
+async def _relay(
+    request: web.Request,
+    claims: TokenClaims,
+    cls: type[Provider[Any]],
+    config: ProviderConfig,
+) -> web.StreamResponse:
     app = request.app
-    metrics = app[METRICS]
-    provider = PROVIDERS[claims.provider](claims.provider_config, app[SETTINGS])
+    settings, metrics = app[SETTINGS], app[METRICS]
+    urls = {s.name: settings.urls.get(s.name, s.default) for s in cls.urls}
+    provider = cls(config, Options(urls, settings.text_informed))
     client = client_response(provider)
     await client.prepare(request)
     try:
@@ -92,12 +75,13 @@ async def _relay(request: web.Request, claims: TokenClaims) -> web.StreamRespons
     except (UpstreamRefused, InvalidStatus) as exc:
         status = exc.status if isinstance(exc, UpstreamRefused) else exc.response.status_code
         metrics.upstream_errors.labels(provider.name, "refused").inc()
-        await client.close(code=1011, message=f"upstream refused: HTTP {status}".encode())
+        refused = upstream_refused(status)
+        await client.close(code=refused.code, message=refused.reason.encode())
         return client
     except (OSError, TimeoutError, InvalidHandshake, aiohttp.ClientError) as exc:
         metrics.upstream_errors.labels(provider.name, "unreachable").inc()
         log.warning("%s upstream unreachable: %s", provider.name, type(exc).__name__)
-        await client.close(code=1011, message=b"upstream unreachable")
+        await client.close(code=UNREACHABLE.code, message=UNREACHABLE.reason.encode())
         return client
     relay = Relay(
         provider,
@@ -106,8 +90,8 @@ async def _relay(request: web.Request, claims: TokenClaims) -> web.StreamRespons
         lambda: app[ENGINE].engine,
         claims.viseme_model,
         metrics,
-        inject=app[SETTINGS].visemes,
-        use_text=app[SETTINGS].text_informed,
+        inject=settings.visemes,
+        use_text=settings.text_informed,
     )
     session = Session(claims, relay)
     app[SESSIONS].add(session)
@@ -122,8 +106,5 @@ async def _relay(request: web.Request, claims: TokenClaims) -> web.StreamRespons
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/conversation", conversation)
-    app.router.add_get("/v1/conversation/realtime", conversation)
-    app.router.add_get("/v1/realtime", conversation)
-    # One or more slashes before ws/: SDKs given a base URL ending in / send //ws/.
-    app.router.add_get(r"/{slashes:/*}ws/{method:[^/]+}", gemini)
+    for path, takers in app[REGISTRY].paths().items():
+        app.router.add_get(path, functools.partial(relay_endpoint, takers=takers))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Collection
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
@@ -16,93 +16,14 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from providers.base import Strict, VisemeModel, exactly_one
+from providers.tts import ENGINES, TtsEngine, voice_error
 from viseme_engine.audio import MAX_RATE, MIN_RATE
 
 from .errors import BadRequest
-from .tts import ESPEAK_VOICES, OPENAI_VOICES
-
-VisemeModel = Literal["default", "indonesian"]
-SampleRate = Literal[8000, 16000, 22050, 24000, 44100, 48000]  # ElevenLabs' output formats
-
 
 # /v1/visemes resamples any rate in viseme_engine.audio's range
 AnyRate = Annotated[int, Field(ge=MIN_RATE, le=MAX_RATE, strict=True)]
-# Provider secrets are printable ASCII: a control character would only fail at connect.
-_Secret = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^[!-~]+$")]
-_Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._/-]+$")]
-_VarName = Annotated[str, Field(min_length=1, max_length=128)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nulls(cls, data: object) -> object:
-        # Optional fields may be left out, not sent as null: one way to say "unset".
-        if isinstance(data, dict):
-            for name, value in data.items():
-                if value is None:
-                    raise ValueError(f"{name} must not be null (leave it out instead)")
-        return data
-
-
-class ElevenLabsConfig(Strict):
-    agent_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
-    # xi-api-key, for private agents
-    api_key: _Secret | SkipJsonSchema[None] = None
-    sample_rate: SampleRate | SkipJsonSchema[None] = None
-    dynamic_variables: dict[_VarName, str | int | float | bool] | SkipJsonSchema[None] = Field(
-        None, max_length=100
-    )
-    viseme_model: VisemeModel = "default"
-
-
-class OpenAIConfig(Strict):
-    ephemeral_token: _Secret = Field(description="an ek_... Realtime client secret")
-    model: _Name = "gpt-realtime"
-    voice: _Name | SkipJsonSchema[None] = None
-    viseme_model: VisemeModel = "default"
-
-
-def _exactly_one(*names: str) -> ConfigDict:
-    """The schema half of an exactly-one-of rule enforced by a model validator."""
-    extra: dict[str, JsonValue] = {"oneOf": [{"required": [name]} for name in names]}
-    return ConfigDict(extra="forbid", strict=True, frozen=True, json_schema_extra=extra)
-
-
-class GeminiConfig(Strict):
-    model_config = _exactly_one("ephemeral_token", "api_key")
-    # auth_tokens/... from Google's authTokens.create, or a Gemini API key
-    ephemeral_token: _Secret | SkipJsonSchema[None] = None
-    api_key: _Secret | SkipJsonSchema[None] = None
-    model: _Name | SkipJsonSchema[None] = None
-    viseme_model: VisemeModel = "default"
-
-    @model_validator(mode="after")
-    def _one_credential(self) -> GeminiConfig:
-        if (self.ephemeral_token is None) == (self.api_key is None):
-            raise ValueError("exactly one of ephemeral_token and api_key is required")
-        return self
-
-
-class ElevenLabsSpec(Strict):
-    provider: Literal["elevenlabs"]
-    provider_config: ElevenLabsConfig
-
-
-class OpenAISpec(Strict):
-    provider: Literal["openai"]
-    provider_config: OpenAIConfig
-
-
-class GeminiSpec(Strict):
-    provider: Literal["gemini"]
-    provider_config: GeminiConfig
-
-
-class SignedUrlRequest(Strict):
-    config: Annotated[ElevenLabsSpec | OpenAISpec | GeminiSpec, Field(discriminator="provider")]
 
 
 # Standard base64 of at least 3 bytes (one 16-bit sample; a trailing odd byte is ignored).
@@ -111,7 +32,7 @@ _Token = Annotated[str, Field(min_length=1, max_length=16384)]
 
 
 class RevokeRequest(Strict):
-    model_config = _exactly_one("token", "jti", "all")
+    model_config = exactly_one("token", "jti", "all")
     token: _Token | SkipJsonSchema[None] = None
     jti: Annotated[str, Field(min_length=1, max_length=128)] | SkipJsonSchema[None] = None
     all: Literal[True] | SkipJsonSchema[None] = None
@@ -148,36 +69,31 @@ class VisemesRequest(Strict):
     use_text: bool = Field(True, description="false: ignore `text` (acoustic-only visemes)")
 
 
-TtsEngineName = Literal["espeak", "elevenlabs", "openai"]
+TtsEngineName = Literal[tuple(ENGINES)]  # type: ignore[valid-type]  # the engines' keys, at run time
 _VISIBLE = "[!-~\u00a1-\uffff]"
 _ApiKey = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^[!-~]+$")]  # a header
-_ELEVENLABS_VOICE = r"^[A-Za-z0-9]{1,64}$"
-# Which voices each engine takes, and that elevenlabs/openai need tts_api_key; the
-# model validator enforces the same, this tells clients and schemathesis.
-_PER_ENGINE: dict[str, JsonValue] = {
-    "oneOf": [
-        {
-            "properties": {
-                "tts_engine": {"const": "espeak"},
-                "voice": {"enum": list(ESPEAK_VOICES)},
-            }
-        },
-        {
-            "required": ["tts_engine", "tts_api_key"],
-            "properties": {
-                "tts_engine": {"const": "elevenlabs"},
-                "voice": {"pattern": _ELEVENLABS_VOICE},
-            },
-        },
-        {
-            "required": ["tts_engine", "tts_api_key"],
-            "properties": {
-                "tts_engine": {"const": "openai"},
-                "voice": {"enum": list(OPENAI_VOICES)},
-            },
-        },
-    ]
-}
+
+
+def _per_engine(engine: type[TtsEngine]) -> dict[str, JsonValue]:
+    """Which voices an engine takes and whether it needs tts_api_key: the model
+    validator enforces the same; this tells clients and schemathesis."""
+    voice: dict[str, JsonValue] = (
+        {"enum": list(engine.voices)}
+        if engine.voices is not None
+        else {"pattern": engine.voice_pattern or ".*"}
+    )
+    branch: dict[str, JsonValue] = {
+        "properties": {"tts_engine": {"const": engine.key}, "voice": voice}
+    }
+    if engine.needs_api_key:
+        branch["required"] = ["tts_engine", "tts_api_key"]
+    return branch
+
+
+_PER_ENGINE: dict[str, JsonValue] = {"oneOf": [_per_engine(e) for e in ENGINES.values()]}
+_VOICES = "; ".join(
+    f"{e.key}: " + (", ".join(e.voices) if e.voices else "a voice id") for e in ENGINES.values()
+)
 
 
 class VisemesAudioRequest(Strict):
@@ -200,15 +116,17 @@ class VisemesAudioRequest(Strict):
                 min_length=1,
                 max_length=64,
                 pattern=r"^[A-Za-z0-9_-]+$",
-                description="espeak: a variant (m1-m7, f1-f5); elevenlabs: a voice_id; "
-                "openai: a built-in voice",
+                description=_VOICES,
             ),
         ]
         | SkipJsonSchema[None]
     ) = None
-    tts_engine: TtsEngineName = "espeak"
+    tts_engine: TtsEngineName = "espeak"  # type: ignore[valid-type]
     tts_api_key: _ApiKey | SkipJsonSchema[None] = Field(
-        None, description="the upstream's API key (elevenlabs, openai)"
+        None,
+        description="the upstream's API key ("
+        + ", ".join(e.key for e in ENGINES.values() if e.needs_api_key)
+        + ")",
     )
     speed: Annotated[float, Field(ge=0.5, le=2.0)] = 1.0
     model: VisemeModel = Field("default", description="viseme model, also espeak's language")
@@ -221,32 +139,27 @@ class VisemesAudioRequest(Strict):
 
     @model_validator(mode="after")
     def _engine_fields(self) -> VisemesAudioRequest:
-        if self.tts_engine != "espeak" and self.tts_api_key is None:
+        engine = ENGINES[self.tts_engine]
+        if engine.needs_api_key and self.tts_api_key is None:
             raise ValueError(f"tts_api_key is required for tts_engine {self.tts_engine}")
-        voice = self.voice
-        if voice is None:
-            return self
-        if self.tts_engine == "espeak" and voice not in ESPEAK_VOICES:
-            raise ValueError(f"voice {voice!r} is not an espeak voice ({', '.join(ESPEAK_VOICES)})")
-        if self.tts_engine == "openai" and voice not in OPENAI_VOICES:
-            raise ValueError(f"voice {voice!r} is not an OpenAI voice ({', '.join(OPENAI_VOICES)})")
-        if self.tts_engine == "elevenlabs" and not re.match(_ELEVENLABS_VOICE, voice):
-            raise ValueError(f"voice {voice!r} is not an ElevenLabs voice_id")
+        problem = voice_error(engine, self.voice) if self.voice is not None else None
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 
-# Union tags in error locations: providers, and pydantic's name for a constrained str.
-_TAGS = frozenset({"elevenlabs", "openai", "gemini", "constrained-str"})
 M = TypeVar("M", bound=BaseModel)
 
 
-def parse(model: type[M], data: object, what: str) -> M:
-    """Validate `data`; the BadRequest names the first offending field."""
+def parse(model: type[M], data: object, what: str, tags: Collection[str] = ()) -> M:
+    """Validate `data`; the BadRequest names the first offending field.
+
+    `tags`: the union's discriminator values (provider names), which pydantic
+    puts in error locations (config.<provider>.field) and the JSON path lacks."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        # Drop the union's tag (config.<provider>.field) so the path is the JSON path.
-        where = ".".join(str(p) for p in first["loc"] if p not in _TAGS)
+        where = ".".join(str(p) for p in first["loc"] if p not in tags and p != "constrained-str")
         detail = f"{where}: {first['msg']}" if where else first["msg"]
         raise BadRequest(f"{what}: {detail}") from None

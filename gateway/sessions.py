@@ -10,16 +10,13 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from providers.relay import Relay
-
-from .errors import StoreUnavailable
+from .errors import REVOKED, SHUTDOWN, StoreUnavailable
+from .relay import Relay
 from .revocation import RevocationStore, Revoked
 from .state import STORE
 from .tokens import TokenClaims
 
 log = logging.getLogger("gateway")
-REVOKED_CLOSE = (4001, "token revoked")
-SHUTDOWN_CLOSE = (1001, "gateway shutting down")
 RECHECK_SECONDS = 30.0
 
 
@@ -44,7 +41,7 @@ class Sessions:
 
     async def revoke(self, event: Revoked) -> None:
         hit = [s for s in self._open if event.covers(s.claims.sub, s.claims.jti, s.claims.iat)]
-        await asyncio.gather(*(s.relay.close(*REVOKED_CLOSE) for s in hit))
+        await asyncio.gather(*(s.relay.close(REVOKED) for s in hit))
         if hit:
             log.info("closed %d session(s) of a revoked token", len(hit))
 
@@ -57,12 +54,12 @@ class Sessions:
                     hit.append(s)
             except StoreUnavailable:
                 return  # the next recheck will do
-        await asyncio.gather(*(s.relay.close(*REVOKED_CLOSE) for s in hit))
+        await asyncio.gather(*(s.relay.close(REVOKED) for s in hit))
         if hit:
             log.info("closed %d session(s) of a token revoked while the channel was away", len(hit))
 
     async def close_all(self) -> None:
-        await asyncio.gather(*(s.relay.close(*SHUTDOWN_CLOSE) for s in list(self._open)))
+        await asyncio.gather(*(s.relay.close(SHUTDOWN) for s in list(self._open)))
 
 
 SESSIONS = web.AppKey("sessions", Sessions)

@@ -11,11 +11,14 @@ import base64
 import binascii
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
+
+from providers import registry
+from providers.base import UrlSetting
 
 from .apikeys import ApiKey
 
@@ -45,11 +48,10 @@ class Settings:
     redis_prefix: str = "viseme-gateway:"
     tls_cert: Path | None = None
     tls_key: Path | None = None
-    elevenlabs_api_url: str = "https://api.elevenlabs.io"
-    elevenlabs_ws_url: str = "wss://api.elevenlabs.io"
-    openai_ws_url: str = "wss://api.openai.com/v1/realtime"
-    openai_api_url: str = "https://api.openai.com"
-    gemini_ws_url: str = "wss://generativelanguage.googleapis.com"
+    provider_modules: tuple[str, ...] = ()
+    # Upstream base URLs, by the name their provider declares (a UrlSetting);
+    # absent: the provider's default. Each is VISEME_GATEWAY_<NAME> / --<name>.
+    urls: Mapping[str, str] = field(default_factory=dict)
     device: str = "auto"
     models_dir: Path | None = None
     engine_threads: int = 0
@@ -82,11 +84,7 @@ HELP: dict[str, str] = {
     "redis_prefix": "prefix of every Redis key this gateway writes",
     "tls_cert": "PEM certificate to serve https/wss directly",
     "tls_key": "PEM private key for --tls-cert",
-    "elevenlabs_api_url": "ElevenLabs REST base URL",
-    "elevenlabs_ws_url": "ElevenLabs WebSocket base URL",
-    "openai_ws_url": "OpenAI Realtime WebSocket URL",
-    "openai_api_url": "OpenAI REST base URL (text-to-speech)",
-    "gemini_ws_url": "Gemini Live WebSocket base URL",
+    "provider_modules": "comma-separated modules whose PROVIDERS tuples add providers",
     "device": "viseme engine device: auto, cuda or cpu",
     "models_dir": "folder with default.onnx and indonesian.onnx (default: the bundled models)",
     "engine_threads": "onnxruntime threads per model (0: one per core)",
@@ -214,11 +212,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "redis_prefix": _prefix,
     "tls_cert": _existing_file,
     "tls_key": _existing_file,
-    "elevenlabs_api_url": _url("http", "https"),
-    "elevenlabs_ws_url": _url("ws", "wss"),
-    "openai_ws_url": _url("ws", "wss"),
-    "openai_api_url": _url("http", "https"),
-    "gemini_ws_url": _url("ws", "wss"),
+    "provider_modules": lambda raw: tuple(m.strip() for m in raw.split(",") if m.strip()),
     "device": _choice("auto", "cuda", "cpu"),
     "models_dir": _existing_dir,
     "engine_threads": _int_range(0, 256),
@@ -249,22 +243,46 @@ def load_settings(
     flags = flags or {}
     values: dict[str, Any] = {}
     for f in fields(Settings):
-        raw = flags.get(f.name)
-        source = "--" + f.name.replace("_", "-")
-        if raw is None:
-            raw = env.get(env_name(f.name))
-            source = env_name(f.name)
-        if raw is None or raw == "":
-            continue
-        try:
-            values[f.name] = PARSERS[f.name](raw)
-        except ValueError as exc:
-            raise ConfigError(f"{source}: {exc}") from None
+        if f.name in PARSERS:
+            _read(f.name, PARSERS[f.name], env, flags, values)
+    urls: dict[str, str] = {}
+    for setting in url_settings(values.get("provider_modules", ())):
+        _read(setting.name, _url(*setting.schemes), env, flags, urls)
+    values["urls"] = urls
     if "api_keys_file" in values:
         values["api_keys"] = values.get("api_keys", ()) + _read_keys_file(values["api_keys_file"])
     if ("tls_cert" in values) != ("tls_key" in values):
         raise ConfigError(f"{env_name('tls_cert')} and {env_name('tls_key')} must be set together")
     return Settings(**values)
+
+
+def url_settings(provider_modules: Sequence[str]) -> tuple[UrlSetting, ...]:
+    """The upstream URL settings the providers declare (built-in and plugins)."""
+    try:
+        return registry.load(provider_modules).url_settings
+    except registry.RegistryError as exc:
+        raise ConfigError(f"{env_name('provider_modules')}: {exc}") from None
+
+
+def _read(
+    name: str,
+    parse: Callable[[str], Any],
+    env: Mapping[str, str],
+    flags: Mapping[str, str | None],
+    into: dict[str, Any],
+) -> None:
+    """One setting from its flag, else its variable; ConfigError names the source."""
+    raw = flags.get(name)
+    source = "--" + name.replace("_", "-")
+    if raw is None:
+        raw = env.get(env_name(name))
+        source = env_name(name)
+    if raw is None or raw == "":
+        return
+    try:
+        into[name] = parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def _read_keys_file(path: Path) -> tuple[ApiKey, ...]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
+from providers.registry import Registry
 from viseme_engine.engine import VisemeEngine
 
 from .apikeys import Authenticator
@@ -36,4 +37,5 @@ STORE = web.AppKey("store", RevocationStore)
 METRICS = web.AppKey("metrics", Metrics)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 ENGINE = web.AppKey("engine", EngineSlot)
+REGISTRY = web.AppKey("registry", Registry)  # the providers this gateway serves
 HTTP = web.AppKey("http", aiohttp.ClientSession)  # outbound calls to providers' REST APIs

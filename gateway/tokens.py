@@ -20,7 +20,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from providers.registry import BUILTIN
+
 from . import errors
 from .settings import TokenKey
 
@@ -38,7 +40,7 @@ ISSUER = "viseme-gateway"
 AUDIENCE = "viseme-gateway/relay"
 LIFETIME_SECONDS = 600
 LEEWAY_SECONDS = 30
-PROVIDERS = ("elevenlabs", "openai", "gemini")
+BUILTIN_NAMES = tuple(cls.name for cls in BUILTIN)
 _B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 _SIGNING_INFO = b"viseme-gateway token signing v1"
 
@@ -82,6 +84,7 @@ class TokenCodec:
         lifetime: int = LIFETIME_SECONDS,
         leeway: int = LEEWAY_SECONDS,
         clock: Callable[[], float] = time.time,
+        providers: Collection[str] = BUILTIN_NAMES,  # the names a token may carry
     ) -> None:
         if not keys:
             raise ValueError("at least one token key is required")
@@ -91,6 +94,7 @@ class TokenCodec:
         self.lifetime = lifetime
         self.leeway = leeway
         self._clock = clock
+        self._providers = frozenset(providers)
 
     def issue(
         self, *, sub: str, provider: str, provider_config: dict[str, Any], viseme_model: str
@@ -160,7 +164,7 @@ class TokenCodec:
             raise errors.WrongIssuer("Token issuer is not this gateway") from None
         except jwt.InvalidTokenError as exc:
             raise errors.TokenMalformed(f"Invalid token claims: {exc}") from None
-        return _claims(payload)
+        return _claims(payload, self._providers)
 
     def _decrypt(self, token: str) -> tuple[str, str]:
         parts = token.split(".")
@@ -195,11 +199,11 @@ class TokenCodec:
             raise errors.TokenMalformed("Token payload is not text") from None
 
 
-def _claims(payload: dict[str, Any]) -> TokenClaims:
+def _claims(payload: dict[str, Any], providers: frozenset[str]) -> TokenClaims:
     provider = payload.get("provider")
     config = payload.get("provider_config")
     model = payload.get("viseme_model")
-    if provider not in PROVIDERS or not isinstance(config, dict) or not isinstance(model, str):
+    if provider not in providers or not isinstance(config, dict) or not isinstance(model, str):
         raise errors.TokenMalformed("Token claims are incomplete")
     iat, exp = payload["iat"], payload["exp"]
     if not all(isinstance(t, int | float) and not isinstance(t, bool) for t in (iat, exp)):

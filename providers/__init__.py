@@ -1,14 +1,6 @@
-"""One adapter per conversational AI provider, sharing one relay core."""
+"""One module per conversational AI provider, on one plugin contract (`base.py`).
 
-from __future__ import annotations
-
-from .base import Provider
-from .elevenlabs import ElevenLabs
-from .gemini_live import GeminiLive
-from .openai_realtime import OpenAIRealtime
-
-PROVIDERS: dict[str, type[Provider]] = {
-    ElevenLabs.name: ElevenLabs,
-    OpenAIRealtime.name: OpenAIRealtime,
-    GeminiLive.name: GeminiLive,
-}
+`tap.py` holds the per-session relay rules shared by all of them (Sans-I/O);
+`registry.py` lists the providers a gateway serves. Nothing here imports the
+gateway: the gateway imports this package.
+"""

@@ -1,22 +1,72 @@
-"""What a provider adapter is: where to connect, what to rewrite, where audio lives.
+"""The provider plugin contract: everything the gateway needs to know of a provider.
 
-The relay core (`providers.relay`) does all the I/O; an adapter only looks at
-parsed JSON messages and says what they mean. Anything an adapter does not
-recognise is relayed untouched (docs/protocols.md, "The relay endpoints").
+A provider module owns its provider whole (docs/architecture.md, "Adding a
+provider"): the typed config its signed URLs carry, the routes its SDKs connect
+to and where they put the token, the signed-URL answer, its upstream URLs, and
+the reading of the few event fields the relay acts on. The gateway builds its
+request schemas, routes, settings and OpenAPI document from the registry
+(`providers.registry`), so adding a provider edits no gateway module.
+
+Adapters are Sans-I/O past connecting: `read` and `inject` look at one parsed
+JSON message; the per-session rules built on them are `providers.tap`. Anything
+an adapter does not recognise is relayed untouched (docs/protocols.md).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
+from urllib.parse import urlencode
 
 import aiohttp
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from gateway.settings import Settings
 from viseme_engine.audio import AudioFormat
 
 Message = dict[str, Any]
+VisemeModel = Literal["default", "indonesian"]
+# Provider secrets are printable ASCII: a control character would only fail at connect.
+Secret = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^[!-~]+$")]
+Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._/-]+$")]
+
+
+class Strict(BaseModel):
+    """A request body or config: unknown fields refused, no type coercion, immutable."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: object) -> object:
+        # Optional fields may be left out, not sent as null: one way to say "unset".
+        if isinstance(data, dict):
+            for name, value in data.items():
+                if value is None:
+                    raise ValueError(f"{name} must not be null (leave it out instead)")
+        return data
+
+
+def exactly_one(*names: str) -> ConfigDict:
+    """The schema half of an exactly-one-of rule enforced by a model validator."""
+    extra: dict[str, JsonValue] = {"oneOf": [{"required": [name]} for name in names]}
+    return ConfigDict(extra="forbid", strict=True, frozen=True, json_schema_extra=extra)
+
+
+class ProviderConfig(Strict):
+    """`provider_config` of `POST /v1/get-signed-url`; carried, encrypted, in the token
+    and validated again when the token is used."""
+
+    viseme_model: VisemeModel = "default"
+
+
+class Event(BaseModel):
+    """The fields of a provider event an adapter reads; every other field is allowed
+    and ignored. A known event whose fields have the wrong shape fails validation
+    (a ValueError): the relay forwards it as it came, without visemes."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class UpstreamRefused(Exception):
@@ -25,6 +75,54 @@ class UpstreamRefused(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+@dataclass(frozen=True)
+class UrlSetting:
+    """An upstream base URL the operator may change (tests point them at fakes).
+
+    `name` is the settings field: VISEME_GATEWAY_<NAME> and --<name-with-dashes>."""
+
+    name: str
+    default: str
+    schemes: tuple[str, ...]
+    help: str
+
+
+@dataclass(frozen=True)
+class Route:
+    """A WebSocket path the provider's SDKs connect to, and where they put the token.
+
+    Providers may share a path (ElevenLabs and OpenAI both take /v1/conversation):
+    the token then says which provider the session is for."""
+
+    path: str  # an aiohttp route path
+    summary: str
+    openapi_path: str | None = None  # where `path` is a pattern: its OpenAPI spelling
+    query: tuple[str, ...] = ()  # query parameters that may hold the token, in order
+    headers: tuple[str, ...] = ()  # headers that may hold it
+    schemes: tuple[str, ...] = ()  # Authorization: <scheme> <token> (lower case)
+    path_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # for OpenAPI
+
+    def token(self, query: Mapping[str, str], headers: Mapping[str, str]) -> str | None:
+        for name in self.headers:
+            if headers.get(name):
+                return headers[name]
+        for name in self.query:
+            if query.get(name):
+                return query[name]
+        scheme, _, value = headers.get("Authorization", "").partition(" ")
+        if scheme.lower() in self.schemes and value.strip():
+            return value.strip()
+        return None
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a session's adapter gets from the gateway's settings."""
+
+    urls: Mapping[str, str]  # the provider's UrlSettings, resolved
+    text_informed: bool = True  # transcripts pin the visemes (an adapter may ask for them)
 
 
 @dataclass(frozen=True)
@@ -50,14 +148,55 @@ class Audio:
     chunk_id: int  # ties the visemes to this audio message
 
 
-class Provider(ABC):
+@dataclass(frozen=True)
+class Reading:
+    """What one upstream message means to the relay (`Provider.read`)."""
+
+    audio: Audio | None = None
+    resets: bool = False  # ends or interrupts a turn: engine and text state restart first
+    completes: bool = False  # the response's audio ends here: its last visemes go out
+    transcript: Transcript | None = None
+    opens_gate: bool = False  # injecting is allowed after this message
+    hidden: bool = False  # only the gateway asked for it: never reaches the client
+    shown: Message | None = None  # the message as the client should see it, if changed
+
+
+NOTHING = Reading()
+C = TypeVar("C", bound=ProviderConfig)
+SIGNED_URL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["signed_url", "expires_at"],
+    "properties": {"signed_url": {"type": "string"}, "expires_at": {"type": "integer"}},
+}
+
+
+class Provider(ABC, Generic[C]):
     name: ClassVar[str]
+    config_model: ClassVar[type[ProviderConfig]]
+    routes: ClassVar[tuple[Route, ...]]
+    urls: ClassVar[tuple[UrlSetting, ...]] = ()
     # Subprotocols a browser SDK asks for that we echo; never one carrying a key.
     subprotocols: ClassVar[tuple[str, ...]] = ()
+    signed_schema: ClassVar[dict[str, Any]] = SIGNED_URL_SCHEMA
+    # Whether visemes wait for a `Reading.opens_gate` message (a handshake the
+    # SDKs must see first); False: they may go out from the first audio message.
+    gated: ClassVar[bool] = True
 
-    def __init__(self, config: dict[str, Any], settings: Settings) -> None:
+    def __init__(self, config: C, options: Options) -> None:
         self.config = config
-        self.settings = settings
+        self.options = options
+
+    @classmethod
+    def signed_response(cls, token: str, http_base: str, expires_at: int) -> dict[str, Any]:
+        """The answer of get-signed-url; by default a wss:// URL of the first route."""
+        ws_base = "ws" + http_base.removeprefix("http")
+        url = f"{ws_base}{cls.routes[0].path}?{urlencode({'token': token})}"
+        return {"signed_url": url, "expires_at": expires_at}
+
+    @classmethod
+    def accepts_path(cls, path: str) -> bool:
+        """Whether a request path matched by one of `routes` is really ours (else 404)."""
+        return True
 
     @abstractmethod
     async def target(self, http: aiohttp.ClientSession, client_path: str) -> Target:
@@ -72,33 +211,8 @@ class Provider(ABC):
         return None
 
     @abstractmethod
-    def gate_opens(self, message: Message) -> bool:
-        """Whether this upstream message is the one after which injecting is allowed."""
-
-    @abstractmethod
-    def audio(self, message: Message) -> Audio | None:
-        """The output audio in an upstream message, if any."""
-
-    @abstractmethod
-    def resets(self, message: Message) -> bool:
-        """Whether this upstream message ends a turn or interrupts it (engine state resets)."""
-
-    def observe(self, message: Message) -> None:  # noqa: B027  # optional hook, empty by design
-        """See every upstream message (formats announced in session/metadata events)."""
-
-    def completes(self, message: Message) -> bool:
-        """Whether this message ends the response's audio: the stream's last visemes
-        (held back by the model's lookahead) go out with it."""
-        return False
-
-    def transcript(self, message: Message) -> Transcript | None:
-        """The agent's transcript this message carries, for text-informed visemes."""
-        return None
-
-    def strip(self, message: Message) -> Message | None:
-        """The message as the client should see it: what the gateway asked for on its
-        own behalf removed (None: nothing is left to send). Default: unchanged."""
-        return message
+    def read(self, message: Message) -> Reading:
+        """What an upstream message means: audio, turn boundaries, transcript, gate."""
 
     @abstractmethod
     def inject(self, message: Message, visemes: Message) -> tuple[Message, Message | None]:

@@ -1,31 +1,99 @@
-"""ElevenLabs Agents (Conversational AI) over WebSocket."""
+"""ElevenLabs Agents (Conversational AI) over WebSocket.
+
+Wire facts: docs/protocols.md, "ElevenLabs Agents".
+"""
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlencode
 
 import aiohttp
+from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 
 from viseme_engine.audio import AudioFormat
 
-from .base import Audio, Message, Provider, Target, Transcript, UpstreamRefused
+from . import base
+from .base import Event, Message, Reading
 
+SampleRate = Literal[8000, 16000, 22050, 24000, 44100, 48000]  # the agents' output formats
 _FORMATS = {
     f"pcm_{r}": AudioFormat("pcm_s16le", r) for r in (8000, 16000, 22050, 24000, 44100, 48000)
 }
 _FORMATS["ulaw_8000"] = AudioFormat("mulaw", 8000)
+_VarName = Annotated[str, Field(min_length=1, max_length=128)]
 
 
-class ElevenLabs(Provider):
+class ElevenLabsConfig(base.ProviderConfig):
+    agent_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+    # xi-api-key, for private agents
+    api_key: base.Secret | SkipJsonSchema[None] = None
+    sample_rate: SampleRate | SkipJsonSchema[None] = None
+    dynamic_variables: dict[_VarName, str | int | float | bool] | SkipJsonSchema[None] = Field(
+        default=None, max_length=100
+    )
+
+
+class _Alignment(Event):
+    chars: list[str] | None = None
+
+
+class _AudioEvent(Event):
+    audio_base_64: str
+    event_id: int = 0
+    alignment: _Alignment | None = None
+
+
+class _AudioMessage(Event):
+    audio_event: _AudioEvent
+
+
+class _Interruption(Event):
+    event_id: int = 0
+
+
+class _InterruptionMessage(Event):
+    interruption_event: _Interruption = _Interruption()
+
+
+class _Metadata(Event):
+    agent_output_audio_format: str | None = None
+
+
+class _MetadataMessage(Event):
+    conversation_initiation_metadata_event: _Metadata = _Metadata()
+
+
+class _Response(Event):
+    agent_response: str
+
+
+class _ResponseMessage(Event):
+    agent_response_event: _Response
+
+
+class ElevenLabs(base.Provider[ElevenLabsConfig]):
     name = "elevenlabs"
+    config_model = ElevenLabsConfig
     subprotocols: ClassVar[tuple[str, ...]] = ("convai",)
+    routes = (
+        base.Route(
+            "/v1/conversation", "Relay session (WebSocket)", query=("token",), schemes=("bearer",)
+        ),
+    )
+    urls = (
+        base.UrlSetting(
+            "elevenlabs_ws_url", "wss://api.elevenlabs.io", ("ws", "wss"), "WebSocket base"
+        ),
+        base.UrlSetting(
+            "elevenlabs_api_url", "https://api.elevenlabs.io", ("http", "https"), "REST base"
+        ),
+    )
 
-    def __init__(self, config: dict[str, Any], settings: Any) -> None:
-        super().__init__(config, settings)
-        rate = config.get("sample_rate", 16000)
-        self._format = _FORMATS.get(f"pcm_{rate}", AudioFormat("pcm_s16le", 16000))
+    def __init__(self, config: ElevenLabsConfig, options: Any) -> None:
+        super().__init__(config, options)
+        self._format = AudioFormat("pcm_s16le", config.sample_rate or 16000)
         self._interrupted_at = 0  # audio with event_id <= this is dropped by the clients
         # Text: an audio event's `alignment` carries its own characters; where the
         # agent sends none, `agent_response` (the turn's whole text) stands in.
@@ -34,86 +102,75 @@ class ElevenLabs(Provider):
         self._turn_audio = False  # this turn has had audio
         self._held: str | None = None  # agent_response text awaiting that answer
 
-    async def target(self, http: aiohttp.ClientSession, client_path: str) -> Target:
-        agent = {"agent_id": self.config["agent_id"]}
-        if "api_key" not in self.config:
-            base = self.settings.elevenlabs_ws_url
-            return Target(f"{base}/v1/convai/conversation?{urlencode(agent)}")
-        url = f"{self.settings.elevenlabs_api_url}/v1/convai/conversation/get-signed-url"
-        headers = {"xi-api-key": self.config["api_key"]}
+    async def target(self, http: aiohttp.ClientSession, client_path: str) -> base.Target:
+        agent = {"agent_id": self.config.agent_id}
+        if self.config.api_key is None:
+            root = self.options.urls["elevenlabs_ws_url"]
+            return base.Target(f"{root}/v1/convai/conversation?{urlencode(agent)}")
+        url = f"{self.options.urls['elevenlabs_api_url']}/v1/convai/conversation/get-signed-url"
+        headers = {"xi-api-key": self.config.api_key}
         async with http.get(url, params=agent, headers=headers) as response:
             if response.status != 200:
-                raise UpstreamRefused(response.status, f"get-signed-url: HTTP {response.status}")
+                raise base.UpstreamRefused(
+                    response.status, f"get-signed-url: HTTP {response.status}"
+                )
             body = await response.json(content_type=None)
         signed = body.get("signed_url") if isinstance(body, dict) else None
         if not isinstance(signed, str):
-            raise UpstreamRefused(502, "get-signed-url: no signed_url in the answer")
-        return Target(signed)
+            raise base.UpstreamRefused(502, "get-signed-url: no signed_url in the answer")
+        return base.Target(signed)
 
     def rewrite_client(self, message: Message) -> Message | None:
-        variables = self.config.get("dynamic_variables")
+        variables = self.config.dynamic_variables
         if not variables or message.get("type") != "conversation_initiation_client_data":
             return None
         # Variables fixed when the URL was signed win over the client's own.
         merged = {**message.get("dynamic_variables", {}), **variables}
         return {**message, "dynamic_variables": merged}
 
-    def gate_opens(self, message: Message) -> bool:
-        return message.get("type") == "conversation_initiation_metadata"
-
-    def observe(self, message: Message) -> None:
-        if self.resets(message):
-            self._turn_audio, self._held = False, None
-        if message.get("type") == "interruption":
-            event = message.get("interruption_event") or {}
-            with contextlib.suppress(TypeError, ValueError):
-                self._interrupted_at = max(self._interrupted_at, int(event.get("event_id", 0)))
-        elif message.get("type") == "conversation_initiation_metadata":
-            event = message.get("conversation_initiation_metadata_event") or {}
-            announced = _FORMATS.get(str(event.get("agent_output_audio_format")))
-            if announced is not None:
-                self._format = announced
-
-    def audio(self, message: Message) -> Audio | None:
-        if message.get("type") != "audio":
-            return None
-        event = message.get("audio_event")
-        if not isinstance(event, dict) or not isinstance(event.get("audio_base_64"), str):
-            return None
-        try:
-            chunk_id = int(event.get("event_id", 0))
-        except (TypeError, ValueError):
-            return None
-        if chunk_id <= self._interrupted_at:
-            return None  # in flight when the user interrupted: the SDKs never play it
-        return Audio(event["audio_base_64"], self._format, chunk_id)
-
-    def transcript(self, message: Message) -> Transcript | None:
+    def read(self, message: Message) -> Reading:
         kind = message.get("type")
+        if kind == "audio":
+            return self._audio(_AudioMessage.model_validate(message).audio_event)
         if kind == "agent_response":
-            event = message.get("agent_response_event") or {}
-            text = event.get("agent_response") if isinstance(event, dict) else None
-            if not isinstance(text, str) or self._aligned:
-                return None
+            text = _ResponseMessage.model_validate(message).agent_response_event.agent_response
+            if self._aligned:
+                return base.NOTHING
             if not self._turn_audio:
                 self._held = text
-                return None
-            return Transcript(text, final=True)
-        if kind != "audio":
-            return None
-        event = message.get("audio_event")
-        alignment = event.get("alignment") if isinstance(event, dict) else None
-        chars = alignment.get("chars") if isinstance(alignment, dict) else None
-        self._turn_audio = True
-        if isinstance(chars, list) and all(isinstance(c, str) for c in chars):
-            self._aligned, self._held = True, None
-            return Transcript("".join(chars))
-        held, self._held = self._held, None
-        return Transcript(held, final=True) if held is not None else None
+                return base.NOTHING
+            return Reading(transcript=base.Transcript(text, final=True))
+        if kind == "interruption":
+            event = _InterruptionMessage.model_validate(message).interruption_event
+            self._interrupted_at = max(self._interrupted_at, event.event_id)
+            return self._turn_ends()
+        if kind == "user_transcript":
+            # No end-of-response event exists: a new user transcript starts the next turn.
+            return self._turn_ends()
+        if kind == "conversation_initiation_metadata":
+            meta = _MetadataMessage.model_validate(message).conversation_initiation_metadata_event
+            self._format = _FORMATS.get(str(meta.agent_output_audio_format), self._format)
+            return Reading(opens_gate=True)
+        return base.NOTHING
 
-    def resets(self, message: Message) -> bool:
-        # No end-of-response event exists: a new user transcript starts the next turn.
-        return message.get("type") in ("interruption", "user_transcript")
+    def _turn_ends(self) -> Reading:
+        self._turn_audio, self._held = False, None
+        return Reading(resets=True)
+
+    def _audio(self, event: _AudioEvent) -> Reading:
+        self._turn_audio = True
+        transcript = None
+        chars = event.alignment.chars if event.alignment else None
+        if chars is not None:
+            self._aligned, self._held = True, None
+            transcript = base.Transcript("".join(chars))
+        elif self._held is not None:
+            transcript, self._held = base.Transcript(self._held, final=True), None
+        if event.event_id <= self._interrupted_at:
+            # In flight when the user interrupted: the SDKs never play it.
+            return Reading(transcript=transcript)
+        audio = base.Audio(event.audio_base_64, self._format, event.event_id)
+        return Reading(audio=audio, transcript=transcript)
 
     def inject(self, message: Message, visemes: Message) -> tuple[Message, Message | None]:
         return message, {"type": "visemes", **visemes}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
@@ -382,3 +383,46 @@ async def test_a_token_whose_config_lacks_a_field_is_refused_before_the_upgrade(
     url = f"{gw.base.replace('http', 'ws')}/v1/conversation?token={token}"
     assert await handshake_status(gw, url) == 401
     assert fake.connections == []
+
+
+async def test_a_frame_over_the_limit_closes_with_a_reason_that_says_so(
+    world: tuple[FakeOpenAI, Gateway],
+) -> None:
+    fake, gw = world
+    signed_url = (await gw.sign("openai", OPENAI))["signed_url"]
+    async with gw.http.ws_connect(signed_url, max_msg_size=0) as ws:
+        assert (await ws.receive_json(timeout=5))["type"] == "session.created"
+        with contextlib.suppress(ConnectionError):  # the gateway may close mid-send
+            await ws.send_str("x" * (16 * 1024 * 1024 + 1))
+        code, reason = await closed_within(ws, 10.0)
+    assert (code, reason) == (1009, "message over the 16 MiB limit")
+    assert all(len(f) <= 16 * 1024 * 1024 for f in fake.last.received)  # never forwarded
+
+
+async def test_visemes_keep_their_true_time_across_chunk_starts(
+    settings: Settings, loaded_models: LoadedModels
+) -> None:
+    from tests.fakes.base import speech_chunks
+    from viseme_engine.audio import AudioFormat
+    from viseme_engine.stream import VisemeStream
+
+    chunks = speech_chunks(24000, chunk_ms=40)  # shorter than lookahead plus hold
+    async with (
+        FakeOpenAI(scenario="echo") as fake,
+        running_gateway(point_at(settings, fake), loaded_models) as gw,
+    ):
+        signed_url = (await gw.sign("openai", OPENAI))["signed_url"]
+        times: list[tuple[int, int]] = []
+        negative = False
+        async with gw.http.ws_connect(signed_url) as ws:
+            assert (await ws.receive_json(timeout=5))["type"] == "session.created"
+            for index, pcm in enumerate(chunks):
+                delta = base64.b64encode(pcm).decode()
+                await ws.send_json({"type": "response.output_audio.delta", "delta": delta})
+                visemes = (await ws.receive_json(timeout=5))["mascotVisemes"]["visemes"]
+                times += [(v["visemeId"], index * 40 + v["offset"]) for v in visemes]
+                negative = negative or any(v["offset"] < 0 for v in visemes)
+    assert negative  # some visemes began in audio already sent
+    stream = VisemeStream(loaded_models.models["default"], AudioFormat("pcm_s16le", 24000))
+    want = [(e.viseme_id, e.offset_ms) for c in chunks for e in stream.feed(c)]
+    assert times == want  # stream time = chunk start + offset, never clamped to the chunk

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.state import ENGINE
-from gateway.tts import split_sentences
+from providers.tts import split_sentences
 from tests.conftest import API_KEY
 from tests.tts_fakes import ELEVENLABS_KEY, OPENAI_KEY, FakeTts
 from viseme_engine.engine import LoadedModels
@@ -46,7 +46,8 @@ def make_client(
     async def make(**changes: Any) -> Client:
         upstream = await aiohttp_server(fake.app())
         base = str(upstream.make_url("")).rstrip("/")
-        changes = {"elevenlabs_api_url": base, "openai_api_url": base, **changes}
+        urls = {"elevenlabs_api_url": base, "openai_api_url": base}
+        changes = {"urls": urls, **changes}
         app = create_app(dataclasses.replace(settings, **changes), models=loaded_models)
         return await aiohttp_client(app)
 
@@ -287,7 +288,7 @@ async def test_client_leaving_mid_sentence_frees_everything(
     base = str(upstream.make_url("")).rstrip("/")
     # One chunk per sentence: once the first is written, nothing is left to write
     # while the upstream stalls, so only watching the connection notices the client.
-    changed = dataclasses.replace(settings, openai_api_url=base, sse_chunk_ms=5000)
+    changed = dataclasses.replace(settings, urls={"openai_api_url": base}, sse_chunk_ms=5000)
     app = create_app(changed, models=loaded_models)
     # Served like `viseme-gateway serve` does: aiohttp's test server would cancel the
     # handler when its client leaves; production handlers are not cancelled.

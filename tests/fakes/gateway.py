@@ -28,10 +28,13 @@ def point_at(settings: Settings, fake: FakeProvider) -> Settings:
     """Settings whose every provider URL is this fake (each fake only answers its own paths)."""
     return dataclasses.replace(
         settings,
-        elevenlabs_api_url=fake.url("http"),
-        elevenlabs_ws_url=fake.url(),
-        openai_ws_url=f"{fake.url()}/v1/realtime",
-        gemini_ws_url=fake.url(),
+        urls={
+            **settings.urls,
+            "elevenlabs_api_url": fake.url("http"),
+            "elevenlabs_ws_url": fake.url(),
+            "openai_ws_url": f"{fake.url()}/v1/realtime",
+            "gemini_ws_url": fake.url(),
+        },
     )
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
 import aiohttp
 
-from ..settings import Settings
+from ..base import UrlSetting
 
 # A sentence ends at . ! ? or an ellipsis followed by space, or at a line break.
 _SENTENCE_END = re.compile(r"(?<=[.!?\u2026\u3002])\s+|\s*\n\s*")
@@ -41,15 +41,24 @@ class Speech:
 
 
 class TtsEngine(ABC):
-    name: ClassVar[str]
+    key: ClassVar[str]  # the request's `tts_engine`
+    name: ClassVar[str]  # for error messages
     sample_rate: ClassVar[int]
+    urls: ClassVar[tuple[UrlSetting, ...]] = ()
+    needs_api_key: ClassVar[bool] = False  # the request's `tts_api_key`
+    # The voices it takes: a list, or a pattern of voice ids.
+    voices: ClassVar[tuple[str, ...] | None] = None
+    voice_pattern: ClassVar[str | None] = None
 
-    def __init__(self, http: aiohttp.ClientSession, settings: Settings) -> None:
+    def __init__(
+        self, http: aiohttp.ClientSession, urls: Mapping[str, str], timeout_seconds: float
+    ) -> None:
         self._http = http
-        self._settings = settings
+        self._urls = urls  # this engine's UrlSettings, resolved
+        self._timeout_seconds = timeout_seconds
         # sock_read: a stalled upstream fails after this long without a byte,
         # however long a healthy sentence takes to stream in total.
-        seconds = settings.tts_timeout_seconds
+        seconds = timeout_seconds
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
 
     @abstractmethod
@@ -73,10 +82,19 @@ class TtsEngine(ABC):
                 async for chunk in response.content.iter_any():
                     yield chunk
         except TimeoutError:
-            seconds = self._settings.tts_timeout_seconds
+            seconds = self._timeout_seconds
             raise TtsError(f"{label} failed: no answer within {seconds:g} s") from None
         except aiohttp.ClientError as exc:
             raise TtsError(f"{label} failed: {type(exc).__name__}") from None
+
+
+def voice_error(engine: type[TtsEngine], voice: str) -> str | None:
+    """Why `engine` cannot take `voice`; None if it can."""
+    if engine.voices is not None and voice not in engine.voices:
+        return f"voice {voice!r} is not an {engine.name} voice ({', '.join(engine.voices)})"
+    if engine.voice_pattern is not None and not re.match(engine.voice_pattern, voice):
+        return f"voice {voice!r} is not an {engine.name} voice_id"
+    return None
 
 
 def _error_detail(body: bytes) -> str:

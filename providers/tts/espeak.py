@@ -17,8 +17,10 @@ _WPM = 175  # espeak-ng's default rate, words per minute, for speed 1.0
 
 
 class EspeakTts(TtsEngine):
+    key = "espeak"
     name = "espeak"
     sample_rate = 22_050
+    voices = ESPEAK_VOICES
 
     async def synthesize(
         self, sentence: str, speech: Speech, context: tuple[str, str]
@@ -67,7 +69,7 @@ class EspeakTts(TtsEngine):
                 raise
 
     async def _read(self, stdout: asyncio.StreamReader, size: int, exact: bool = False) -> bytes:
-        seconds = self._settings.tts_timeout_seconds
+        seconds = self._timeout_seconds
         try:
             if exact:
                 return await asyncio.wait_for(stdout.readexactly(size), seconds)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from urllib.parse import quote
 
+from ..elevenlabs import ElevenLabs
 from .base import Speech, TtsEngine
 
 DEFAULT_VOICE = "JBFqnCBsd6RMkjVDRZzb"  # the SDK's example voice ("George")
@@ -20,15 +21,19 @@ _SPEED_RANGE = (0.7, 1.2)
 
 
 class ElevenLabsTts(TtsEngine):
+    key = "elevenlabs"
     name = "ElevenLabs"
     sample_rate = 16_000
+    urls = tuple(u for u in ElevenLabs.urls if u.name == "elevenlabs_api_url")
+    needs_api_key = True
+    voice_pattern = r"^[A-Za-z0-9]{1,64}$"
 
     def synthesize(
         self, sentence: str, speech: Speech, context: tuple[str, str]
     ) -> AsyncGenerator[bytes, None]:
         voice = quote(speech.voice or DEFAULT_VOICE, safe="")
         url = (
-            f"{self._settings.elevenlabs_api_url}/v1/text-to-speech/{voice}/stream"
+            f"{self._urls['elevenlabs_api_url']}/v1/text-to-speech/{voice}/stream"
             f"?output_format=pcm_{self.sample_rate}"
         )
         low, high = _SPEED_RANGE

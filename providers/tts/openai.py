@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 
+from ..base import UrlSetting
 from .base import Speech, TtsEngine
 
 # The SDK's built-in voices (types/audio/speech_create_params.py).
@@ -22,8 +23,12 @@ MODEL = "gpt-4o-mini-tts"  # the SDK lists it as deprecated, shutting down 2027-
 
 
 class OpenAITts(TtsEngine):
+    key = "openai"
     name = "OpenAI"
     sample_rate = 24_000
+    urls = (UrlSetting("openai_api_url", "https://api.openai.com", ("http", "https"), "REST base"),)
+    needs_api_key = True
+    voices = OPENAI_VOICES
 
     def synthesize(
         self, sentence: str, speech: Speech, context: tuple[str, str]
@@ -39,4 +44,4 @@ class OpenAITts(TtsEngine):
             "response_format": "pcm",
             "speed": speech.speed,
         }
-        return self._post_stream(f"{self._settings.openai_api_url}/v1/audio/speech", headers, body)
+        return self._post_stream(f"{self._urls['openai_api_url']}/v1/audio/speech", headers, body)

@@ -1,0 +1,1 @@
+"""Provider plugins that exist only for tests (loaded through provider_modules)."""
