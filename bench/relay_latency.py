@@ -1,6 +1,7 @@
 """Relay-added latency and gateway CPU with N concurrent OpenAI-Realtime-shaped sessions.
 
     python -m bench.relay_latency [--sessions 10,50,100] [--seconds 10] [--engine-threads N]
+                                  [--formats arkit,oculus]
 
 VISEME_GATEWAY_* variables set for the command are passed to the gateways.
 
@@ -14,6 +15,8 @@ the arrival time. Three modes per N, in one run:
 - acoustic: viseme injection on, transcripts ignored (VISEME_GATEWAY_TEXT_INFORMED=off);
 - visemes:  viseme injection on, each transcript delta fed to the session's
             text aligner (viseme_engine/text_align.py), as the gateway runs by default.
+- arkit, oculus (with --formats): as visemes, with that `lipsync.format` in the
+            sessions' provider_config (viseme_engine/lipsync.py).
 
 "added" is the mode's percentile minus the direct percentile. Gateway CPU is
 its process's CPU time over the measured window, in cores. The first second of
@@ -40,6 +43,7 @@ from websockets.exceptions import ConnectionClosed
 from bench.common import percentile, speech
 from tests.gateway_proc import GatewayProcess
 
+FORMATS = ("oculus", "arkit")  # besides sapi, which the visemes mode runs
 RATE = 24000
 WARMUP = 1.0
 API_KEY = "bench-key-0123456789abcdef"
@@ -130,8 +134,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def signed_url(http: aiohttp.ClientSession, base: str) -> str:
-    body = {"config": {"provider": "openai", "provider_config": {"ephemeral_token": "ek_bench"}}}
+async def signed_url(http: aiohttp.ClientSession, base: str, lipsync: str | None = None) -> str:
+    config: dict[str, Any] = {"ephemeral_token": "ek_bench"}
+    if lipsync is not None:
+        config["lipsync"] = {"format": lipsync}
+    body = {"config": {"provider": "openai", "provider_config": config}}
     headers = {"Authorization": f"Bearer {API_KEY}"}
     async with http.post(f"{base}/v1/get-signed-url", json=body, headers=headers) as response:
         assert response.status == 200, await response.text()
@@ -162,13 +169,14 @@ async def chunk_added(http: aiohttp.ClientSession, base: str) -> tuple[float, fl
 async def run_mode(
     mode: str, sessions: int, seconds: float, fake_url: str, gateway: GatewayProcess | None
 ) -> Result:
+    lipsync = mode if mode in FORMATS else None
     samples = Samples()
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
         if gateway is None:
             urls = [f"{fake_url}/v1/realtime?model=gpt-realtime"] * sessions
         else:
-            urls = [await signed_url(http, gateway.base_url) for _ in range(sessions)]
+            urls = [await signed_url(http, gateway.base_url, lipsync) for _ in range(sessions)]
         until = time.perf_counter() + WARMUP + seconds
         tasks = [asyncio.create_task(client(http, url, samples, until)) for url in urls]
         await asyncio.sleep(WARMUP)
@@ -239,7 +247,9 @@ def table(results: list[Result]) -> str:
     return "\n".join([*lines, notes])
 
 
-async def main(sessions_list: list[int], seconds: float, engine_threads: int) -> None:
+async def main(
+    sessions_list: list[int], seconds: float, engine_threads: int, formats: list[str]
+) -> None:
     provider = Provider(speech(RATE, 30.0).tobytes(), seed=1)
     async with serve(provider.handle, "127.0.0.1", 0, compression=None, max_size=None) as server:
         port = next(iter(server.sockets)).getsockname()[1]
@@ -251,16 +261,18 @@ async def main(sessions_list: list[int], seconds: float, engine_threads: int) ->
             ),
             "visemes": await asyncio.to_thread(start_gateway, fake_url, True, engine_threads),
         }
+        for name in formats:  # the same gateway; the format travels in each token
+            gateways[name] = gateways["visemes"]
         results: list[Result] = []
         try:
             for n in sessions_list:
-                for mode in ("direct", "relay", "acoustic", "visemes"):
+                for mode in ("direct", "relay", "acoustic", "visemes", *formats):
                     result = await run_mode(mode, n, seconds, fake_url, gateways.get(mode))
                     results.append(result)
                     print(f"  done: {n} sessions, {mode}", flush=True)
         finally:
             provider.stop.set()
-            for gateway in gateways.values():
+            for gateway in {id(g): g for g in gateways.values()}.values():
                 await asyncio.to_thread(gateway.stop, signal.SIGTERM, 10)
     print(table(results))
 
@@ -271,9 +283,13 @@ def cli() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     # 0 = onnxruntime's default pool, whose threads spin while idle.
     parser.add_argument("--engine-threads", type=int, default=0)
+    parser.add_argument("--formats", default="", help="extra lipsync formats: arkit,oculus")
     args = parser.parse_args()
     sessions = [int(n) for n in args.sessions.split(",")]
-    asyncio.run(main(sessions, args.seconds, args.engine_threads))
+    formats = [f for f in args.formats.split(",") if f]
+    if not set(formats) <= set(FORMATS):
+        parser.error(f"--formats: choose from {', '.join(FORMATS)}")
+    asyncio.run(main(sessions, args.seconds, args.engine_threads, formats))
 
 
 if __name__ == "__main__":

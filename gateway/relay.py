@@ -21,10 +21,11 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from providers.base import Provider
-from providers.tap import Feed, Frame, FrameTooDeep, Step, Tap, Work
+from providers.tap import Analysis, Feed, Frame, FrameTooDeep, Step, Tap, Work
 from viseme_engine.audio import AudioError
 from viseme_engine.batcher import EngineOverloaded
 from viseme_engine.engine import EngineStream, VisemeEngine
+from viseme_engine.lipsync import LipsyncConfig
 from viseme_engine.smoothing import VisemeEvent
 
 from .errors import RELAY_ERROR, TOO_BIG, TOO_DEEP, Close
@@ -57,9 +58,10 @@ class Relay:
         metrics: Metrics,
         inject: bool = True,
         use_text: bool = False,
+        lipsync: LipsyncConfig | None = None,
     ) -> None:
         self.provider = provider
-        self.tap = Tap(provider, inject, use_text)
+        self.tap = Tap(provider, inject, use_text, lipsync)
         self._use_text = use_text and inject
         self._client = client
         self._upstream = upstream
@@ -166,23 +168,24 @@ class Relay:
         assert step.work is not None
         work = step.work
         began = time.perf_counter()
-        events = await self._run(work)
-        if events is not None:
+        result = await self._run(work)
+        frames = self.tap.analysed(work, result)
+        if result is not None:
             if isinstance(work, Feed):
                 self._metrics.chunk_latency.labels(self.provider.name).observe(
                     time.perf_counter() - began
                 )
-            self._metrics.visemes_injected.labels(self.provider.name).inc(len(events))
-        return self.tap.analysed(work, events)
+            self._metrics.visemes_injected.labels(self.provider.name).inc(len(result.events))
+        return frames
 
-    async def _run(self, work: Work) -> list[VisemeEvent] | None:
-        """The engine's events for the work; None when it was skipped (and counted)."""
+    async def _run(self, work: Work) -> Analysis | None:
+        """The engine's answer for the work; None when it was skipped (and counted)."""
         if not isinstance(work, Feed):  # Flush
             stream, self._stream = self._stream, None  # a flushed stream takes no more audio
             if stream is None:
                 return None
             try:
-                return await stream.flush()
+                return Analysis(await stream.flush(), stream.take_probs())
             except EngineOverloaded:
                 self._skipped("overloaded")
                 return None
@@ -191,7 +194,8 @@ class Relay:
             self._skipped("engine_not_ready")
             return None
         if work.restart or self._stream is None:
-            self._stream = engine.open_stream(self._model, work.format, self._use_text)
+            lipsync = self.tap.lipsync
+            self._stream = engine.open_stream(self._model, work.format, self._use_text, lipsync)
             for text in work.texts:  # the turn's text so far, often ahead of its audio
                 await self._stream.add_text(text.text, text.final)
         try:
@@ -203,7 +207,7 @@ class Relay:
             self._skipped("overloaded" if isinstance(exc, EngineOverloaded) else "bad_audio")
             self._stream = None
             return None
-        return events
+        return Analysis(events, self._stream.take_probs())
 
 
 class ClientSocket(web.WebSocketResponse):

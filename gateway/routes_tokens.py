@@ -30,7 +30,6 @@ async def get_signed_url(request: web.Request) -> web.Response:
         providers.signed_url_request,
         await read_json(request, BODY_LIMIT),
         "Invalid provider config",
-        tags=providers.names,
     )
     spec: Any = getattr(body, "config")  # noqa: B009  # a model built from the registry
     provider_config = spec.provider_config.model_dump(exclude_none=True)

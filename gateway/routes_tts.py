@@ -21,7 +21,7 @@ from providers.tts import ENGINES, Speech, TtsEngine, TtsError, split_sentences
 from viseme_engine.audio import AudioFormat
 from viseme_engine.batcher import EngineOverloaded
 from viseme_engine.engine import MODEL_LANGUAGES, EngineStream
-from viseme_engine.smoothing import VisemeEvent
+from viseme_engine.output import LipsyncOutput
 from viseme_engine.text_align import ESPEAK_VOICE
 
 from . import schemas
@@ -61,7 +61,9 @@ async def visemes_audio(request: web.Request) -> web.StreamResponse:
     tts = tts_class(request.app[HTTP], urls, settings.tts_timeout_seconds)
     fmt = AudioFormat("pcm_s16le", tts.sample_rate)
     use_text = settings.text_informed and body.use_text
-    stream = engine.open_stream(body.model, fmt, use_text=use_text)
+    lipsync = schemas.lipsync_config(settings, body.lipsync)
+    stream = engine.open_stream(body.model, fmt, use_text=use_text, lipsync=lipsync)
+    output = LipsyncOutput(lipsync)
     if use_text:  # the speech is exactly this text: it pins the visemes
         await stream.add_text(body.text, final=True)
     speech = Speech(body.voice, body.speed, LANGUAGES[body.model], body.tts_api_key)
@@ -73,7 +75,7 @@ async def visemes_audio(request: web.Request) -> web.StreamResponse:
         producer = tasks.create_task(
             _produce(tts, split_sentences(body.text), speech, chunk_bytes, queue)
         )
-        consumer = tasks.create_task(_consume(request, response, stream, queue, fmt))
+        consumer = tasks.create_task(_consume(request, response, (stream, output), queue, fmt))
         watcher = tasks.create_task(_watch(request))
         await asyncio.wait((consumer, watcher), return_when=asyncio.FIRST_COMPLETED)
         # Done, failed or the client left: nothing of this request lives on. No
@@ -128,12 +130,12 @@ async def _produce(
 async def _consume(
     request: web.Request,
     response: web.StreamResponse,
-    stream: EngineStream,
+    streams: tuple[EngineStream, LipsyncOutput],
     queue: asyncio.Queue[_Item],
     fmt: AudioFormat,
 ) -> None:
     try:
-        await _write_events(request, response, stream, queue, fmt)
+        await _write_events(request, response, streams, queue, fmt)
     except ConnectionError:
         log.info("client left /v1/visemes-audio mid-stream")
 
@@ -141,10 +143,11 @@ async def _consume(
 async def _write_events(
     request: web.Request,
     response: web.StreamResponse,
-    stream: EngineStream,
+    streams: tuple[EngineStream, LipsyncOutput],
     queue: asyncio.Queue[_Item],
     fmt: AudioFormat,
 ) -> None:
+    stream, output = streams
     sequence = 0
     flushed = False
     while (item := await queue.get()) is not None:
@@ -171,19 +174,22 @@ async def _write_events(
         except EngineOverloaded as exc:
             await response.write(sse({"message": str(exc), "audio_sequence": sequence}, "error"))
             return
-        await response.write(sse(_visemes(events, duration_ms, sequence)))
+        piece = output.push(events, stream.take_probs(), final=flushed)
+        await response.write(sse(_visemes(piece, duration_ms, sequence)))
         sequence += 1
         if item.last:
             break
     if not flushed and sequence:  # the last sentence gave no audio: flush after all
-        await response.write(sse(_visemes(await stream.flush(), 0, sequence - 1)))
+        piece = output.push(await stream.flush(), stream.take_probs(), final=True)
+        await response.write(sse(_visemes(piece, 0, sequence - 1)))
     await response.write_eof()
 
 
-def _visemes(events: list[VisemeEvent], duration_ms: int, sequence: int) -> dict[str, object]:
+def _visemes(piece: dict[str, object], duration_ms: int, sequence: int) -> dict[str, object]:
+    """The piece (visemes or blendshapes, offsets from the start of the speech)."""
     return {
         "type": "visemes",
-        "visemes": [e.as_json() for e in events],
+        **piece,
         "chunk_duration_ms": duration_ms,
         "audio_sequence": sequence,
         # A chunk's visemes could be split over several events; today there is one.

@@ -11,6 +11,7 @@ from aiohttp import web
 from viseme_engine.audio import AudioError, AudioFormat, parse_wav
 from viseme_engine.batcher import EngineOverloaded
 from viseme_engine.engine import EngineStream
+from viseme_engine.output import LipsyncOutput
 
 from . import schemas
 from .errors import BadRequest, EngineUnavailable
@@ -58,14 +59,16 @@ async def visemes(request: web.Request) -> web.StreamResponse:
     if engine is None:
         raise EngineUnavailable("Viseme engine is not ready")
     use_text = settings.text_informed and body.use_text and bool(body.text and body.text.strip())
-    stream = engine.open_stream(body.model, fmt, use_text=use_text)
+    lipsync = schemas.lipsync_config(settings, body.lipsync)
+    stream = engine.open_stream(body.model, fmt, use_text=use_text, lipsync=lipsync)
+    output = LipsyncOutput(lipsync)
     if use_text and body.text is not None:
         await stream.add_text(body.text, final=True)
     chunk_bytes = settings.sse_chunk_ms * fmt.sample_rate // 1000 * fmt.bytes_per_sample
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
     try:
-        await _stream_chunks(request, response, stream, data, chunk_bytes, fmt)
+        await _stream_chunks(request, response, (stream, output), data, chunk_bytes, fmt)
     except ConnectionError:  # the client left; its stream dies with this frame
         log.info("client left /v1/visemes mid-stream")
     return response
@@ -74,11 +77,12 @@ async def visemes(request: web.Request) -> web.StreamResponse:
 async def _stream_chunks(
     request: web.Request,
     response: web.StreamResponse,
-    stream: EngineStream,
+    streams: tuple[EngineStream, LipsyncOutput],
     data: bytes,
     chunk_bytes: int,
     fmt: AudioFormat,
 ) -> None:
+    stream, output = streams
     total = -(-len(data) // chunk_bytes)
     for index in range(total):
         if client_gone(request):
@@ -94,7 +98,7 @@ async def _stream_chunks(
             return
         duration_ms = round(len(chunk) / fmt.bytes_per_sample / fmt.sample_rate * 1000)
         payload = {
-            "visemes": [e.as_json() for e in events],
+            **output.push(events, stream.take_probs(), final=index == total - 1),
             "chunk_progress": f"{index + 1}/{total}",
             "chunk_duration_ms": duration_ms,
         }

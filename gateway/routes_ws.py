@@ -20,6 +20,7 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from providers.base import Options, Provider, ProviderConfig, Route, UpstreamRefused
 
+from . import schemas
 from .access import verify_token
 from .errors import UNREACHABLE, TokenMalformed, upstream_refused
 from .relay import Relay, client_response, connect_options
@@ -92,6 +93,7 @@ async def _relay(
         metrics,
         inject=settings.visemes,
         use_text=settings.text_informed,
+        lipsync=schemas.lipsync_config(settings, config.lipsync),
     )
     session = Session(claims, relay)
     app[SESSIONS].add(session)

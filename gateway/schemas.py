@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
@@ -16,11 +15,13 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from providers.base import Strict, VisemeModel, exactly_one
+from providers.base import Lipsync, Strict, VisemeModel, exactly_one
 from providers.tts import ENGINES, TtsEngine, voice_error
 from viseme_engine.audio import MAX_RATE, MIN_RATE
+from viseme_engine.lipsync import LipsyncConfig
 
 from .errors import BadRequest
+from .settings import Settings
 
 # /v1/visemes resamples any rate in viseme_engine.audio's range
 AnyRate = Annotated[int, Field(ge=MIN_RATE, le=MAX_RATE, strict=True)]
@@ -67,6 +68,7 @@ class VisemesRequest(Strict):
         None, description="the transcript of the audio: visemes follow its words"
     )
     use_text: bool = Field(True, description="false: ignore `text` (acoustic-only visemes)")
+    lipsync: Lipsync | SkipJsonSchema[None] = None
 
 
 TtsEngineName = Literal[tuple(ENGINES)]  # type: ignore[valid-type]  # the engines' keys, at run time
@@ -131,6 +133,7 @@ class VisemesAudioRequest(Strict):
     speed: Annotated[float, Field(ge=0.5, le=2.0)] = 1.0
     model: VisemeModel = Field("default", description="viseme model, also espeak's language")
     use_text: bool = Field(True, description="false: visemes from the audio alone, not the text")
+    lipsync: Lipsync | SkipJsonSchema[None] = None
 
     @field_validator("voice", "tts_api_key")
     @classmethod
@@ -151,15 +154,37 @@ class VisemesAudioRequest(Strict):
 M = TypeVar("M", bound=BaseModel)
 
 
-def parse(model: type[M], data: object, what: str, tags: Collection[str] = ()) -> M:
-    """Validate `data`; the BadRequest names the first offending field.
+def _json_path(loc: tuple[int | str, ...], data: object, missing: bool) -> list[str]:
+    """The error's place in the JSON: pydantic's location also names the union
+    branches it tried (config.<provider>.field, lipsync.Lipsync.fps.literal[30,60]),
+    which the document lacks. A missing field is the one step not in the data."""
+    path: list[str] = []
+    node = data
+    for index, part in enumerate(loc):
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_list or (isinstance(node, dict) and part in node):
+            node = node[part]  # type: ignore[index]  # a dict or a list, as just checked
+        elif not (missing and index == len(loc) - 1):
+            continue  # a union branch's name
+        path.append(str(part))
+    return path
 
-    `tags`: the union's discriminator values (provider names), which pydantic
-    puts in error locations (config.<provider>.field) and the JSON path lacks."""
+
+def lipsync_config(settings: Settings, chosen: Lipsync | None) -> LipsyncConfig:
+    """The client's lipsync choice over the gateway's defaults: unset, the hold and
+    the margin are the operator's VISEME_MIN_MS and VISEME_MARGIN, so a client
+    that asks for nothing gets exactly the output it always had."""
+    given = chosen.model_dump(exclude_none=True) if chosen is not None else {}
+    defaults = {"min_hold_ms": settings.viseme_min_ms, "smoothing": settings.viseme_margin}
+    return LipsyncConfig(**{**defaults, **given})
+
+
+def parse(model: type[M], data: object, what: str) -> M:
+    """Validate `data`; the BadRequest names the first offending field."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"] if p not in tags and p != "constrained-str")
+        where = ".".join(_json_path(first["loc"], data, first["type"] == "missing"))
         detail = f"{where}: {first['msg']}" if where else first["msg"]
         raise BadRequest(f"{what}: {detail}") from None

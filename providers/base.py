@@ -21,7 +21,8 @@ from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 from urllib.parse import urlencode
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from viseme_engine.audio import AudioFormat
 
@@ -54,11 +55,41 @@ def exactly_one(*names: str) -> ConfigDict:
     return ConfigDict(extra="forbid", strict=True, frozen=True, json_schema_extra=extra)
 
 
+class Lipsync(Strict):
+    """The client's choice of output shape (docs/protocols.md, "Lip-sync formats");
+    fields left out take the gateway's defaults."""
+
+    format: Literal["sapi", "oculus", "arkit"] = "sapi"
+    fps: Literal[30, 60] | SkipJsonSchema[None] = Field(None, description="arkit; default 60")
+    min_hold_ms: Annotated[int, Field(ge=0, le=400)] | SkipJsonSchema[None] = Field(
+        None, description="shortest viseme shown (p/b/m exempt); default: the gateway's, 30"
+    )
+    smoothing: Annotated[float, Field(ge=0.0, le=1.0)] | SkipJsonSchema[None] = Field(
+        None, description="hysteresis of visemes and smoothing of weights; default 0.1"
+    )
+    intensity: Annotated[float, Field(ge=0.0, le=2.0)] | SkipJsonSchema[None] = Field(
+        None, description="arkit: mouth opening, 1.0 neutral"
+    )
+
+    @field_validator("smoothing", "intensity", mode="before")
+    @classmethod
+    def _number(cls, value: object) -> object:
+        """A JSON integer is a number too (1 as well as 1.0), a boolean is not."""
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("fps", "min_hold_ms", mode="before")
+    @classmethod
+    def _integral(cls, value: object) -> object:
+        """JSON Schema counts 60.0 as an integer: so do we (never "60" or 60.5)."""
+        return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class ProviderConfig(Strict):
     """`provider_config` of `POST /v1/get-signed-url`; carried, encrypted, in the token
     and validated again when the token is used."""
 
     viseme_model: VisemeModel = "default"
+    lipsync: Lipsync | SkipJsonSchema[None] = None
 
 
 class Event(BaseModel):

@@ -24,7 +24,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from viseme_engine.audio import AudioFormat
+from viseme_engine.lipsync import LipsyncConfig
+from viseme_engine.output import LipsyncOutput
 from viseme_engine.smoothing import VisemeEvent
 
 from .base import Message, Provider, Transcript
@@ -96,6 +101,14 @@ Work = Feed | Flush
 
 
 @dataclass(frozen=True)
+class Analysis:
+    """What the engine made of a Feed or Flush: its events and their probabilities."""
+
+    events: list[VisemeEvent]
+    probs: npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
 class Step:
     """What to do with one upstream frame, in this order."""
 
@@ -108,8 +121,16 @@ class Step:
 
 
 class Tap:
-    def __init__(self, provider: Provider[Any], inject: bool = True, use_text: bool = False):
+    def __init__(
+        self,
+        provider: Provider[Any],
+        inject: bool = True,
+        use_text: bool = False,
+        lipsync: LipsyncConfig | None = None,
+    ):
         self.provider = provider
+        self.lipsync = lipsync or LipsyncConfig()  # the shape of the visemes sent
+        self._output = LipsyncOutput(self.lipsync)  # one per engine stream
         self._inject = inject  # off: a plain relay (same parsing, no audio decoding)
         self._use_text = use_text and inject  # the transcript pins the visemes
         self._gate_open = not provider.gated
@@ -169,6 +190,7 @@ class Tap:
             restart = not self._live or self._format != audio.format
             if restart:
                 self._format, self._stream_ms, self._live = audio.format, 0.0, True
+                self._output = LipsyncOutput(self.lipsync)
             texts = tuple(self._text) if restart else ()
             work = Feed(pcm, audio.format, restart, texts, audio.chunk_id, self._stream_ms,
                         message, frame)  # fmt: skip
@@ -179,19 +201,21 @@ class Tap:
             return Step(reset=reset, text=text, frames=(frame,))
         return Step(reset=reset, text=text, work=work)
 
-    def analysed(self, work: Work, events: list[VisemeEvent] | None) -> list[Frame]:
+    def analysed(self, work: Work, result: Analysis | None) -> list[Frame]:
         """Frames for a message once its engine work ended; None: it failed (skipped)."""
-        if events is None:
+        if result is None:
             self._live = False  # the stream is out of step: the next audio restarts it
             return [work.frame]
+        # An event can date from an earlier chunk (model lookahead, anti-flicker
+        # minimum): its offset is then negative, its true time before this one's
+        # start (docs/protocols.md, "The viseme object").
+        final = isinstance(work, Flush)
+        shape = self._output.push(result.events, result.probs, work.start_ms, final=final)
         if isinstance(work, Feed):
             self._stream_ms += work.duration_ms
             self._last = (work.chunk_id, work.start_ms)
-            # An event can date from an earlier chunk (model lookahead, anti-flicker
-            # minimum): its offset is then negative, its true time before this one's
-            # start (docs/protocols.md, "The viseme object").
             visemes: Message = {
-                "visemes": _entries(events, work.start_ms),
+                **shape,
                 "audio_event_id": work.chunk_id,
                 "subchunk_id": 1,
                 "total_chunks": 1,
@@ -199,7 +223,7 @@ class Tap:
             }
         else:
             visemes = {
-                "visemes": _entries(events, work.start_ms),
+                **shape,
                 "audio_event_id": work.chunk_id,
                 "final": True,  # offsets are into that audio message, already sent
             }
@@ -209,8 +233,3 @@ class Tap:
         if extra is not None:
             frames.append(json.dumps(extra, separators=(",", ":")))
         return frames
-
-
-def _entries(events: list[VisemeEvent], start_ms: float) -> list[Message]:
-    """Viseme entries with offsets from the start of the audio message at `start_ms`."""
-    return [{"visemeId": e.viseme_id, "offset": round(e.offset_ms - start_ms)} for e in events]

@@ -8,19 +8,22 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pytest
 
 from providers.base import Options, Provider
 from providers.elevenlabs import ElevenLabs, ElevenLabsConfig
 from providers.gemini_live import GeminiConfig, GeminiLive
 from providers.openai_realtime import OpenAIConfig, OpenAIRealtime
-from providers.tap import Feed, Flush, FrameTooDeep, Tap
+from providers.tap import Analysis, Feed, Flush, FrameTooDeep, Tap
+from viseme_engine.lipsync import LipsyncConfig
 from viseme_engine.smoothing import VisemeEvent
 
 PCM = base64.b64encode(b"\1\0" * 2400).decode()  # 100 ms at 24 kHz, 50 ms at 48 kHz
 ULAW = base64.b64encode(b"\x7f" * 800).decode()  # 100 ms at 8 kHz
 # What the engine "answers" for every piece of work: one viseme 10 ms into it.
 EVENT_MS = 10
+NO_PROBS = np.zeros((0, 22), np.float32)
 
 
 @dataclass(frozen=True)
@@ -62,10 +65,9 @@ def run(tap: Tap, table: list[tuple[str | bytes, Want]]) -> None:
                 assert work.format.sample_rate == want.rate, seen
                 assert tuple(t.text for t in work.texts) == want.texts, seen
                 assert work.start_ms == want.start_ms, seen
-            events = (
-                None if want.engine_fails else [VisemeEvent(21, round(work.start_ms) + EVENT_MS)]
-            )
-            frames = tap.analysed(work, events)
+            event = VisemeEvent(21, round(work.start_ms) + EVENT_MS)
+            result = None if want.engine_fails else Analysis([event], NO_PROBS)
+            frames = tap.analysed(work, result)
         if want.out == "hidden":
             assert frames == [], seen
             continue
@@ -298,8 +300,30 @@ def test_a_failed_flush_sends_the_message_bare() -> None:
     tap = Tap(OpenAIRealtime(OpenAIConfig(ephemeral_token="ek_1"), _options()))
     feed = tap.from_upstream(_openai_audio()).work
     assert isinstance(feed, Feed)
-    tap.analysed(feed, [])
+    tap.analysed(feed, Analysis([], NO_PROBS))
     done = frame({"type": "response.output_audio.done"})
     flush = tap.from_upstream(done).work
     assert isinstance(flush, Flush)
     assert tap.analysed(flush, None) == [done]
+
+
+def test_the_lipsync_format_shapes_what_is_injected() -> None:
+    oculus = LipsyncConfig(format="oculus")
+    tap = Tap(OpenAIRealtime(OpenAIConfig(ephemeral_token="ek"), _options()), lipsync=oculus)
+    feed = tap.from_upstream(_openai_audio()).work
+    assert isinstance(feed, Feed)
+    (out,) = tap.analysed(feed, Analysis([VisemeEvent(21, 10)], NO_PROBS))
+    assert json.loads(out)["mascotVisemes"]["visemes"] == [{"viseme": "PP", "offset": 10}]
+
+    arkit = LipsyncConfig(format="arkit", fps=30)
+    tap = Tap(ElevenLabs(ElevenLabsConfig(agent_id="a"), _options()), lipsync=arkit)
+    tap.from_upstream(ELEVENLABS_TABLE[1][0])  # the metadata: 48 kHz
+    feed = tap.from_upstream(_el_audio(1)).work
+    assert isinstance(feed, Feed)
+    probs = np.zeros((5, 22), np.float32)
+    probs[:, 21] = 1.0  # 50 ms of closed lips
+    _, extra = tap.analysed(feed, Analysis([VisemeEvent(21, 0)], probs))
+    shapes = json.loads(extra)["blendshapes"]
+    assert (shapes["fps"], shapes["offset"], len(shapes["names"])) == (30, 0, 52)
+    assert all(len(frame) == 52 for frame in shapes["frames"])
+    assert "visemes" not in json.loads(extra)  # the blendshapes replace the list

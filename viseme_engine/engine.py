@@ -16,6 +16,7 @@ import numpy.typing as npt
 from .audio import AudioFormat
 from .batcher import BatchStats, MicroBatcher
 from .device import device_in_use, requested_providers
+from .lipsync import LipsyncConfig
 from .smoothing import SmoothingConfig, VisemeEvent
 from .stream import HOP, Block, FrameModel, State, VisemeStream
 from .text_align import TextAligner, expected_visemes, known_words
@@ -157,13 +158,20 @@ class VisemeEngine:
             await batcher.stop()
 
     def open_stream(
-        self, model: str, audio_format: AudioFormat, use_text: bool = False
+        self,
+        model: str,
+        audio_format: AudioFormat,
+        use_text: bool = False,
+        lipsync: LipsyncConfig | None = None,
     ) -> EngineStream:
-        """A stream; with `use_text`, one whose visemes follow the transcript it is given."""
+        """A stream; with `use_text`, one whose visemes follow the transcript it is given;
+        with `lipsync`, one smoothed and kept for that output (viseme_engine/lipsync.py)."""
         if model not in self._models:
             raise KeyError(model)
         text = TextAligner(MODEL_LANGUAGES[model]) if use_text else None
-        core = VisemeStream(self._models[model], audio_format, self.config.smoothing, text)
+        smoothing = self.config.smoothing if lipsync is None else lipsync.smoothing_config()
+        keep = lipsync is not None and lipsync.format == "arkit"
+        core = VisemeStream(self._models[model], audio_format, smoothing, text, keep_probs=keep)
         split = self.config.split_blocks
         stream = EngineStream(
             core, self._batchers[model], self.device == "cuda" if split is None else split
@@ -198,6 +206,9 @@ class EngineStream:
             log.warning("transcript not used, espeak-ng failed: %r", exc)  # audio decides alone
             return
         aligner.add_visemes(words)
+
+    def take_probs(self) -> npt.NDArray[np.float32]:
+        return self.core.take_probs()
 
     async def feed(self, data: bytes) -> list[VisemeEvent]:
         async with self._lock:

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .audio import AudioFormat, Float32Array, Resampler, decode
+from .phonemes import NUM_VISEMES as N_VISEMES
 from .smoothing import Smoother, SmoothingConfig, VisemeEvent
 from .text_align import TextAligner
 
@@ -60,6 +61,7 @@ class VisemeStream:
         audio_format: AudioFormat,
         smoothing: SmoothingConfig | None = None,
         text: TextAligner | None = None,
+        keep_probs: bool = False,
     ) -> None:
         self.model = model
         # The transcript's aligner, if the caller has one: it reshapes the model's
@@ -76,6 +78,9 @@ class VisemeStream:
         self._flushed = False
         self._flushed_once = False  # the resampler has had its last input
         self._unrun = np.zeros(0, np.float32)  # frames of an abandoned block, to run first
+        # The probabilities behind the events, for outputs drawn from them (ARKit
+        # blendshapes, viseme_engine/lipsync.py), until `take_probs`.
+        self._probs: list[npt.NDArray[np.float32]] | None = [] if keep_probs else None
         self._in_flight: Block | None = None
 
     def prepare(self, data: bytes) -> Block:
@@ -155,10 +160,18 @@ class VisemeStream:
             probs = softmax(logits[first:last])
             if self.text is not None:
                 probs = self.text.step(probs)
+            if self._probs is not None:
+                self._probs.append(probs)
             events = self._smoother.push(probs)
         if self._flushed and self._frames_done >= self._frames_real + self.model.lookahead_frames:
             events += self._smoother.flush()
         return events
+
+    def take_probs(self) -> npt.NDArray[np.float32]:
+        """[frames, 22]: the probabilities of the frames completed since the last
+        call (empty unless the stream keeps them)."""
+        parts, self._probs = self._probs or [], [] if self._probs is not None else None
+        return np.concatenate(parts) if parts else np.zeros((0, N_VISEMES), np.float32)
 
     @property
     def audio_ms(self) -> int:
