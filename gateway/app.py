@@ -24,6 +24,7 @@ from viseme_engine.smoothing import SmoothingConfig
 from . import routes_demo, routes_ops, routes_tokens, routes_tts, routes_visemes, routes_ws
 from .apikeys import Authenticator
 from .http import errors_middleware, metrics_middleware
+from .load import Load
 from .metrics import Metrics
 from .revocation import MemoryStore, RedisStore, RevocationStore
 from .sessions import SESSIONS, Sessions, close_sessions, sessions_ctx
@@ -34,6 +35,7 @@ from .state import (
     ENGINE,
     HTTP,
     LIFECYCLE,
+    LOAD,
     METRICS,
     REGISTRY,
     SETTINGS,
@@ -66,6 +68,7 @@ def create_app(
     app[METRICS] = Metrics()
     app[LIFECYCLE] = Lifecycle()
     app[ENGINE] = EngineSlot()
+    app[LOAD] = Load()
     if store is None:
         store = (
             RedisStore.from_url(settings.redis_url, settings.redis_prefix)

@@ -10,6 +10,7 @@ user-facing table is docs/protocols.md, "Errors, in one table".
     ├── Forbidden                   403  the key may not touch this resource
     ├── StoreUnavailable            503  revocation store unreachable: fail closed
     ├── EngineUnavailable           503  viseme models not loaded (yet)
+    ├── Saturated                   503  shedding visemes: new sessions go elsewhere
     └── TokenError                  401  a signed-URL token was refused
         ├── TokenMalformed              not five base64url parts, bad JSON, bad claims
         ├── TokenTampered               AES-GCM authentication failed
@@ -32,6 +33,8 @@ Where each surfaces:
     AuthError / Forbidden     401/403 -                      -                http_requests
     StoreUnavailable          503   503 before the upgrade   -                http_requests
     EngineUnavailable         503   audio without visemes    -                chunks_skipped
+    Saturated                 -     503 before the upgrade   -                http_requests
+    visemes past the deadline -     audio without visemes    -                chunks_skipped
     TokenError kinds          401   401 before the upgrade   -                tokens_rejected
     TokenRevoked              403   403; open: close REVOKED -                tokens_rejected
     EngineOverloaded (engine) -     audio without visemes    event: error     chunks_skipped
@@ -73,6 +76,7 @@ def upstream_refused(status: int) -> Close:
 class GatewayError(Exception):
     status = 500
     reason = "internal"
+    headers: dict[str, str] = {}  # noqa: RUF012  # read-only, per class
 
     def __init__(self, message: str = "Internal server error") -> None:
         super().__init__(message)
@@ -113,6 +117,17 @@ class StoreUnavailable(GatewayError):
 class EngineUnavailable(GatewayError):
     status = 503
     reason = "engine_unavailable"
+
+
+class Saturated(GatewayError):
+    """This process sheds visemes (gateway/load.py): new relay sessions go elsewhere."""
+
+    status = 503
+    reason = "saturated"
+    headers = {"Retry-After": "1"}  # noqa: RUF012  # read-only, per class
+
+    def __init__(self, message: str = "Gateway saturated: try again shortly") -> None:
+        super().__init__(message)
 
 
 class TokenError(GatewayError):

@@ -21,14 +21,14 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from providers.base import Provider
-from providers.tap import Analysis, Feed, Frame, FrameTooDeep, Step, Tap, Work
+from providers.tap import Analysis, Feed, Flush, Frame, FrameTooDeep, Tap, Work
 from viseme_engine.audio import AudioError
 from viseme_engine.batcher import EngineOverloaded
 from viseme_engine.engine import EngineStream, VisemeEngine
 from viseme_engine.lipsync import LipsyncConfig
-from viseme_engine.smoothing import VisemeEvent
 
 from .errors import RELAY_ERROR, TOO_BIG, TOO_DEEP, Close
+from .load import Load
 from .metrics import Metrics
 
 log = logging.getLogger("gateway.relay")
@@ -36,6 +36,9 @@ MAX_MESSAGE = 16 * 1024 * 1024  # providers send up to 15-16 MiB
 Side = Literal["client", "upstream"]
 # Reserved: "no status", "abnormal" and "TLS failure" are never on the wire.
 UNSENDABLE = {1005, 1006, 1015}
+# Reasons an audio message went without visemes for lack of time: they count
+# towards saturation (gateway/load.py); the others are the message's own fault.
+SHED = ("deadline", "overloaded")
 
 
 def close_code(code: int | None) -> int:
@@ -59,8 +62,12 @@ class Relay:
         inject: bool = True,
         use_text: bool = False,
         lipsync: LipsyncConfig | None = None,
+        load: Load | None = None,
+        deadline_ms: float = 0.0,  # 0: visemes are waited for however long they take
     ) -> None:
         self.provider = provider
+        self._load = load or Load()
+        self._deadline = deadline_ms / 1000 if deadline_ms > 0 else None
         self.tap = Tap(provider, inject, use_text, lipsync)
         self._use_text = use_text and inject
         self._client = client
@@ -145,6 +152,7 @@ class Relay:
         return "upstream"
 
     async def _forward(self, frame: Frame) -> None:
+        arrived = time.perf_counter()
         step = self.tap.from_upstream(frame)
         if step.error is not None:
             log.warning("%s: malformed event relayed as is: %s", self.provider.name, step.error)
@@ -154,60 +162,75 @@ class Relay:
             self._stream = None
         if step.text is not None and self._stream is not None:
             await self._stream.add_text(step.text.text, step.text.final)
-        frames = step.frames if step.work is None else await self._analyse(step)
+        frames = step.frames if step.work is None else await self._analyse(step.work, arrived)
         for out in frames:
             if isinstance(out, bytes):
                 await self._client.send_bytes(out)
             else:
                 await self._client.send_str(out)
+        if isinstance(step.work, Feed):  # what the client sees, queueing included
+            added = time.perf_counter() - arrived
+            self._metrics.chunk_latency.labels(self.provider.name).observe(added)
 
     def _skipped(self, reason: str) -> None:
         self._metrics.visemes_skipped.labels(self.provider.name, reason).inc()
 
-    async def _analyse(self, step: Step) -> list[Frame]:
-        assert step.work is not None
-        work = step.work
-        began = time.perf_counter()
-        result = await self._run(work)
-        frames = self.tap.analysed(work, result)
-        if result is not None:
-            if isinstance(work, Feed):
-                self._metrics.chunk_latency.labels(self.provider.name).observe(
-                    time.perf_counter() - began
-                )
-            self._metrics.visemes_injected.labels(self.provider.name).inc(len(result.events))
-        return frames
-
-    async def _run(self, work: Work) -> Analysis | None:
-        """The engine's answer for the work; None when it was skipped (and counted)."""
-        if not isinstance(work, Feed):  # Flush
-            stream, self._stream = self._stream, None  # a flushed stream takes no more audio
-            if stream is None:
-                return None
+    async def _analyse(self, work: Work, arrived: float) -> list[Frame]:
+        """The frames of a message with engine work: with visemes, or without them
+        once its deadline has passed (shed) or the engine could not take it."""
+        result, reason = None, await self._prepare(work)
+        if reason is None:
             try:
-                return Analysis(await stream.flush(), stream.take_probs())
-            except EngineOverloaded:
-                self._skipped("overloaded")
-                return None
+                async with asyncio.timeout(self._left(arrived)):
+                    result, reason = await self._run(work)
+            except TimeoutError:  # the feed was cancelled: its block is abandoned whole
+                reason = "deadline"
+        if reason is not None:
+            if reason != "no_stream":  # a flush with nothing to drain is no loss
+                self._skipped(reason)
+            self._stream = None  # out of step: the next audio opens a fresh stream
+        if isinstance(work, Feed):
+            self._load.audio(shed=reason in SHED)
+        if result is not None:
+            self._metrics.visemes_injected.labels(self.provider.name).inc(len(result.events))
+        return self.tap.analysed(work, result)
+
+    def _left(self, arrived: float) -> float | None:
+        if self._deadline is None:
+            return None
+        return max(0.0, self._deadline - (time.perf_counter() - arrived))
+
+    async def _prepare(self, work: Work) -> str | None:
+        """Open the engine stream a feed needs, with the turn's text so far; or why not."""
+        if not isinstance(work, Feed):
+            return None if self._stream is not None else "no_stream"
         engine = self._engine()  # a session opened while the models loaded picks them up
         if engine is None:
-            self._skipped("engine_not_ready")
-            return None
+            return "engine_not_ready"
         if work.restart or self._stream is None:
             lipsync = self.tap.lipsync
             self._stream = engine.open_stream(self._model, work.format, self._use_text, lipsync)
             for text in work.texts:  # the turn's text so far, often ahead of its audio
                 await self._stream.add_text(text.text, text.final)
+        return None
+
+    async def _run(self, work: Work) -> tuple[Analysis | None, str | None]:
+        """The engine's answer for the work, or why there is none."""
+        stream = self._stream
+        assert stream is not None
         try:
-            events: list[VisemeEvent] = []
-            for piece in work.pieces():
-                events += await self._stream.feed(piece)
-        except (EngineOverloaded, AudioError) as exc:
-            # Audio still flows; this chunk goes without visemes and the stream restarts.
-            self._skipped("overloaded" if isinstance(exc, EngineOverloaded) else "bad_audio")
-            self._stream = None
-            return None
-        return Analysis(events, self._stream.take_probs())
+            if isinstance(work, Flush):
+                self._stream = None  # a flushed stream takes no more audio
+                events = await stream.flush()
+            else:
+                events = []
+                for piece in work.pieces():
+                    events += await stream.feed(piece)
+        except EngineOverloaded:
+            return None, "overloaded"
+        except AudioError:
+            return None, "bad_audio"
+        return Analysis(events, stream.take_probs()), None
 
 
 class ClientSocket(web.WebSocketResponse):

@@ -9,7 +9,7 @@ from viseme_engine.device import cuda_device_count
 
 from . import __version__
 from .openapi import document
-from .state import ENGINE, LIFECYCLE, METRICS, REGISTRY, SETTINGS, STORE
+from .state import ENGINE, LIFECYCLE, LOAD, METRICS, REGISTRY, SETTINGS, STORE
 
 
 async def _redis_state(app: web.Application) -> str:
@@ -32,6 +32,8 @@ async def readyz(request: web.Request) -> web.Response:
     slot = request.app[ENGINE]
     if slot.engine is None:
         reasons.append(f"models failed to load: {slot.error}" if slot.error else "models loading")
+    if request.app[LOAD].saturated:
+        reasons.append("saturated")
     if reasons:
         return web.json_response({"ready": False, "reasons": reasons}, status=503)
     return web.json_response({"ready": True})

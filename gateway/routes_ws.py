@@ -22,10 +22,10 @@ from providers.base import Options, Provider, ProviderConfig, Route, UpstreamRef
 
 from . import schemas
 from .access import verify_token
-from .errors import UNREACHABLE, TokenMalformed, upstream_refused
+from .errors import UNREACHABLE, Saturated, TokenMalformed, upstream_refused
 from .relay import Relay, client_response, connect_options
 from .sessions import SESSIONS, Session
-from .state import ENGINE, HTTP, METRICS, REGISTRY, SETTINGS
+from .state import ENGINE, HTTP, LOAD, METRICS, REGISTRY, SETTINGS
 from .tokens import TokenClaims
 
 log = logging.getLogger("gateway")
@@ -42,6 +42,8 @@ async def relay_endpoint(request: web.Request, takers: Takers) -> web.StreamResp
         raise web.HTTPNotFound()
     if not token:
         raise TokenMalformed("A signed-URL token is required")
+    if request.app[LOAD].saturated:  # checked before the token: no work for a refusal
+        raise Saturated()
     claims = await verify_token(request.app, token)
     mine = [c for c, _ in takers if c.name == claims.provider]
     if not mine:
@@ -94,6 +96,8 @@ async def _relay(
         inject=settings.visemes,
         use_text=settings.text_informed,
         lipsync=schemas.lipsync_config(settings, config.lipsync),
+        load=app[LOAD],
+        deadline_ms=settings.viseme_deadline_ms,
     )
     session = Session(claims, relay)
     app[SESSIONS].add(session)

@@ -59,6 +59,7 @@ class Settings:
     engine_max_wait_ms: float | None = None
     viseme_min_ms: int = 30
     viseme_margin: float = 0.1
+    viseme_deadline_ms: float = 20.0
     visemes: bool = True  # off: relay sessions pass audio through untouched (benchmark baseline)
     text_informed: bool = True  # off: transcripts are ignored (acoustic-only visemes)
     max_audio_seconds: float = 600.0
@@ -92,6 +93,7 @@ HELP: dict[str, str] = {
     "engine_max_wait_ms": "longest wait to fill a batch, in ms (default: 0 on CPU, 2 on CUDA)",
     "viseme_min_ms": "a new viseme must last this long to be shown (anti-flicker)",
     "viseme_margin": "probability margin by which a new viseme must beat the shown one",
+    "viseme_deadline_ms": "ms an audio message may wait for its visemes (0: no limit)",
     "visemes": "on or off: inject visemes into relayed conversations",
     "text_informed": "on or off: let transcripts pin the viseme sequence",
     "max_audio_seconds": "longest audio POST /v1/visemes accepts",
@@ -220,6 +222,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "engine_max_wait_ms": _number(0, 100),
     "viseme_min_ms": _int_range(10, 200),
     "viseme_margin": _number(0, 0.99),
+    "viseme_deadline_ms": _number(0, 10_000),
     "visemes": lambda raw: _choice("on", "off")(raw) == "on",
     "text_informed": lambda raw: _choice("on", "off")(raw) == "on",
     "max_audio_seconds": _number(1, 3600),

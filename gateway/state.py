@@ -11,6 +11,7 @@ from providers.registry import Registry
 from viseme_engine.engine import VisemeEngine
 
 from .apikeys import Authenticator
+from .load import Load
 from .metrics import Metrics
 from .revocation import RevocationStore
 from .settings import Settings
@@ -37,5 +38,6 @@ STORE = web.AppKey("store", RevocationStore)
 METRICS = web.AppKey("metrics", Metrics)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 ENGINE = web.AppKey("engine", EngineSlot)
+LOAD = web.AppKey("load", Load)  # shed audio over the last second: saturation
 REGISTRY = web.AppKey("registry", Registry)  # the providers this gateway serves
 HTTP = web.AppKey("http", aiohttp.ClientSession)  # outbound calls to providers' REST APIs

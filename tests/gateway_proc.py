@@ -22,6 +22,7 @@ class GatewayProcess:
                 "VISEME_GATEWAY_HOST": "127.0.0.1",
                 "VISEME_GATEWAY_PORT": "0",
                 "VISEME_GATEWAY_DRAIN_SECONDS": "0",
+                "VISEME_GATEWAY_VISEME_DEADLINE_MS": "0",  # as tests/conftest.py says
             }
         )
         full_env.update(env)
