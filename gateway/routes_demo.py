@@ -10,8 +10,10 @@ DEMO_DIR = Path(__file__).parent / "static" / "demo"
 # Served by name from a fixed list: no path from the URL ever reaches the file system.
 # index.html only at /demo: its relative links ("demo/demo.js") resolve from there.
 ASSETS = {
+    "blendshapes.js": "text/javascript",
     "demo.css": "text/css",
     "demo.js": "text/javascript",
+    "face.js": "text/javascript",
     "mouths.js": "text/javascript",
     "player.js": "text/javascript",
 }

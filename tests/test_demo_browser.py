@@ -3,6 +3,8 @@ against the real gateway on 127.0.0.1: text to speech, the face on the audio clo
 
 from __future__ import annotations
 
+import itertools
+import math
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -11,13 +13,14 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, Request, async_playwright
 
 from gateway.app import create_app
 from gateway.settings import Settings
 from tests.conftest import API_KEY
 from tests.speech import espeak_wav
 from viseme_engine.engine import LoadedModels
+from viseme_engine.lipsync import LipsyncConfig
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -27,13 +30,17 @@ ARGS = [
 ]  # fmt: skip
 TEXT = "Bob may pay my mom a penny. She sells fish, shoes and cheese by the sea."
 
-# Waits (on the page's own clock) for speech past `afterMs` showing a viseme not in `avoid`, then
-# suspends the AudioContext: the audio clock stops, the face holds still for a look.
-FREEZE = """async ([avoid, afterMs]) => {
+# Waits (on the page's own clock) for speech past `afterMs` where the face shows what WHEN
+# asks for (a JS condition on `demo` and `arg`), then suspends the AudioContext: the audio
+# clock stops, the face holds still for a look.
+FREEZE = """async ([arg, afterMs]) => {
   const demo = window.visemeDemo;
   const deadline = performance.now() + 15000;
-  while (!(demo.playing && demo.audioTime > afterMs && !avoid.includes(demo.viseme))) {
-    if (performance.now() > deadline) throw new Error(`no new viseme; showing ${demo.viseme}`);
+  while (!(demo.playing && demo.audioTime > afterMs && (WHEN))) {
+    if (performance.now() > deadline) {
+      const shown = JSON.stringify([demo.viseme, demo.oculus, demo.jawOpen]);
+      throw new Error(`never (WHEN); showing ${shown}`);
+    }
     await new Promise(requestAnimationFrame);
   }
   await demo.audioContext.suspend();
@@ -43,11 +50,13 @@ FREEZE = """async ([avoid, afterMs]) => {
 }"""
 STATE = """() => {
   const mouth = document.getElementById("mouth");
+  const demo = window.visemeDemo;
   return {
-    viseme: window.visemeDemo.viseme, playing: window.visemeDemo.playing,
-    audioTime: window.visemeDemo.audioTime, attribute: mouth.dataset.viseme,
+    format: demo.format, viseme: demo.viseme, oculus: demo.oculus, playing: demo.playing,
+    audioTime: demo.audioTime, attribute: mouth.dataset.viseme ?? null,
     markup: mouth.innerHTML, label: document.getElementById("viseme-label").textContent,
-    playhead: playheadColour(),
+    weights: demo.weights, jawOpen: demo.jawOpen, lipsClosed: demo.lipsClosed,
+    head: document.getElementById("head").getAttribute("d"), playhead: playheadColour(),
   };
   function playheadColour() {  // the timeline's pixel where the playhead should be
     const canvas = document.getElementById("timeline");
@@ -58,12 +67,45 @@ STATE = """() => {
   }
 }"""
 STATUS = 'document.getElementById("status")'
-EXPECTED = """async (id) => {
-  const { mouthSvg, PHONEMES } = await import("/demo/mouths.js");
+# What the face should show for a state, from the page's own drawing modules.
+EXPECTED = """async (state) => {
+  const { mouthSvg, OCULUS, PHONEMES } = await import("/demo/mouths.js");
+  const { faceSvg, headPath } = await import("/demo/face.js");
   const scratch = document.createElementNS("http://www.w3.org/2000/svg", "g");
+  if (state.format === "arkit") {
+    scratch.innerHTML = faceSvg(state.weights);
+    return { markup: scratch.innerHTML, head: headPath(state.jawOpen) };
+  }
+  const oculus = state.format === "oculus" ? OCULUS[state.oculus] : null;
+  const id = oculus ? oculus.id : state.viseme;
   scratch.innerHTML = mouthSvg(id); // serialized the way the page's mouth element is
-  return { markup: scratch.innerHTML, label: `${id} · ${PHONEMES[id]}` };
+  const label = oculus ? `${state.oculus} · ${oculus.phonemes}` : `${id} · ${PHONEMES[id]}`;
+  return { viseme: id, markup: scratch.innerHTML, label, head: headPath(0) };
 }"""
+# Records what the page shows on every animation frame while it plays.
+SAMPLE = """() => {
+  const demo = window.visemeDemo;
+  const mouth = document.getElementById("mouth");
+  const samples = [];
+  const markups = new Set();
+  window.demoSamples = { samples, markups };
+  const sample = () => {
+    if (demo.playing) {
+      const w = demo.weights;
+      samples.push({
+        at: demo.shownAt, jaw: demo.jawOpen, gap: demo.lipGap, closed: demo.lipsClosed,
+        press: w ? (w.mouthPressLeft ?? 0) : null, oculus: demo.oculus, viseme: demo.viseme,
+      });
+      markups.add(mouth.innerHTML);
+    }
+    requestAnimationFrame(sample);
+  };
+  requestAnimationFrame(sample);
+}"""
+SAMPLES = "() => ({ samples: demoSamples.samples, markups: demoSamples.markups.size })"
+OCULUS_NAMES = {
+    "sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "ih", "oh", "ou",
+}  # fmt: skip
 
 
 @pytest.fixture
@@ -95,11 +137,15 @@ async def page(
     await page.close()
 
 
-async def freeze(page: Page, avoid: list[int], after_ms: float = 0) -> dict[str, Any]:
-    state: dict[str, Any] = await page.evaluate(
-        FREEZE.replace("STATE()", f"({STATE})()"), [avoid, after_ms]
-    )
+async def freeze_when(page: Page, when: str, arg: object, after_ms: float = 0) -> dict[str, Any]:
+    script = FREEZE.replace("WHEN", when).replace("STATE()", f"({STATE})()")
+    state: dict[str, Any] = await page.evaluate(script, [arg, after_ms])
     return state
+
+
+async def freeze(page: Page, avoid: list[int], after_ms: float = 0) -> dict[str, Any]:
+    """Freeze on a SAPI viseme not in `avoid`."""
+    return await freeze_when(page, "!arg.includes(demo.viseme)", avoid, after_ms)
 
 
 async def resume(page: Page) -> None:
@@ -115,11 +161,21 @@ async def snapshot(page: Page, state: dict[str, Any], name: str) -> bytes:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"demo-{name}.png"
     await page.screenshot(path=str(path))
-    print(f"screenshot: {path} (viseme {state['viseme']}, {state['audioTime']:.0f} ms)")
-    expected = await page.evaluate(EXPECTED, state["viseme"])
-    assert state["attribute"] == str(state["viseme"])
+    shown = state["jawOpen"] if state["format"] == "arkit" else (state["oculus"] or state["viseme"])
+    print(f"screenshot: {path} ({state['format']} {shown}, {state['audioTime']:.0f} ms)")
+    expected = await page.evaluate(EXPECTED, state)
     assert state["markup"] == expected["markup"]
-    assert state["label"] == expected["label"]
+    assert state["head"] == expected["head"]
+    if state["format"] == "arkit":
+        assert state["viseme"] is None
+        assert state["attribute"] is None
+        caption, value = state["label"].split(" · ")[0].split(" ")
+        assert caption == "jawOpen"
+        assert float(value) == pytest.approx(state["jawOpen"], abs=0.006)
+    else:
+        assert state["viseme"] == expected["viseme"]
+        assert state["attribute"] == str(state["viseme"])
+        assert state["label"] == expected["label"]
     red, green, blue = state["playhead"]  # the red playhead, at the reported time
     assert red > 150, state["playhead"]
     assert max(green, blue) < 60, state["playhead"]
@@ -166,6 +222,108 @@ async def test_wav_file_goes_through_v1_visemes(page: Page, tmp_path: Path) -> N
     assert await page.evaluate("() => window.visemeDemo.visemeCount") > 0
     await resume(page)
     await stream_done(page)
+
+
+def lipsync_formats(page: Page) -> list[object]:
+    """The lipsync objects of the page's POST bodies, as they are sent."""
+    sent: list[object] = []
+
+    def record(request: Request) -> None:
+        if request.method == "POST":
+            body = request.post_data_json
+            sent.append(body.get("lipsync") if isinstance(body, dict) else body)
+
+    page.on("request", record)
+    return sent
+
+
+def interpolated(track: dict[str, Any], name: str, ms: float) -> tuple[float, float, float, float]:
+    """The weight of `name` at speech time `ms`, interpolated from the frames the page
+    received, with the two frames around it and the position between them (0-1)."""
+    s = track["names"].index(name)
+    frames = track["frames"]
+    t = ms * track["fps"] / 1000 - track["first"]
+    if t <= 0:
+        return frames[0][s], frames[0][s], frames[0][s], 0.0
+    i = math.floor(t)
+    if i >= len(frames) - 1:
+        return frames[-1][s], frames[-1][s], frames[-1][s], 0.0
+    a = t - i
+    before, after = frames[i][s], frames[i + 1][s]
+    return before + (after - before) * a, before, after, a
+
+
+async def test_arkit_face_moves_smoothly_from_the_blendshapes(page: Page) -> None:
+    sent = lipsync_formats(page)
+    await page.select_option("#format", "arkit")
+    await page.evaluate(SAMPLE)
+    await page.fill("#text", TEXT)
+    await page.click("#speak")
+    # Mid-word with the jaw open: the face drawn from these weights, frozen with the clock.
+    state = await freeze_when(page, "demo.jawOpen > arg", 0.45, after_ms=400)
+    assert state["format"] == "arkit"
+    assert state["lipsClosed"] is False
+    await snapshot(page, state, "arkit")
+    await page.wait_for_timeout(300)
+    assert await page.evaluate(STATE) == state
+    await resume(page)
+    await page.wait_for_function("() => !window.visemeDemo.playing", timeout=20_000)
+    await stream_done(page)
+    assert sent == [{"format": "arkit"}]
+    track = await page.evaluate("() => window.visemeDemo.blendshapes")
+    recorded = await page.evaluate(SAMPLES)
+    samples = recorded["samples"]
+    assert len(track["names"]) == 52
+    assert len(samples) > 60, len(samples)  # about 4.5 s of speech
+
+    # Each animation frame shows the weights at its audio time, linear between the two
+    # received frames around it: not the nearest frame, not the last one that started.
+    between = 0
+    for sample in samples:
+        jaw, before, after, position = interpolated(track, "jawOpen", sample["at"])
+        assert sample["jaw"] == pytest.approx(jaw, abs=1e-9), (sample, before, after, position)
+        if abs(after - before) > 0.01 and 0.1 < position < 0.9:
+            between += 1
+    assert between >= 10, between
+    assert len({round(s["jaw"], 6) for s in samples}) > 40
+    assert recorded["markups"] > 40  # the drawing follows the weights
+    # Smooth: from one animation frame to the next the jaw moves no faster than the
+    # gateway's frames allow (docs/lipsync.md, "Continuity bound"), whatever the frame rate.
+    rate = LipsyncConfig(format="arkit", fps=track["fps"]).step_bound() * track["fps"] / 1000
+    steps = list(itertools.pairwise(samples))
+    for a, b in steps:
+        assert b["at"] >= a["at"]
+        assert abs(b["jaw"] - a["jaw"]) <= rate * (b["at"] - a["at"]) + 1e-6, (a, b)
+    assert max(abs(b["jaw"] - a["jaw"]) for a, b in steps) < 0.5
+    # The lips close on p/b/m ("Bob may pay my mom"), and the jaw opens wide on the vowels.
+    assert any(s["closed"] and s["press"] > 0.3 for s in samples)
+    assert any(s["jaw"] > 0.5 and s["gap"] > 20 for s in samples)
+    silent = await page.evaluate(STATE)
+    assert silent["jawOpen"] < 0.05  # the speech ends at rest
+
+
+async def test_oculus_names_pick_the_mouth(page: Page) -> None:
+    sent = lipsync_formats(page)
+    await page.select_option("#format", "oculus")
+    await page.evaluate(SAMPLE)
+    await page.fill("#text", TEXT)
+    await page.click("#speak")
+    state = await freeze_when(page, "demo.oculus === arg", "PP")
+    assert state["format"] == "oculus"
+    assert state["label"] == "PP · p b m"
+    await snapshot(page, state, "oculus")  # drawn as SAPI 21, the p/b/m closure
+    await resume(page)
+    await page.wait_for_function("() => !window.visemeDemo.playing", timeout=20_000)
+    await stream_done(page)
+    assert sent == [{"format": "oculus"}]
+    samples = (await page.evaluate(SAMPLES))["samples"]
+    names = {s["oculus"] for s in samples}
+    assert names <= OCULUS_NAMES
+    assert {"PP", "aa", "SS", "CH"} <= names, names
+    pictures = {(s["oculus"], s["viseme"]) for s in samples}
+    assert len(pictures) == len(names)  # one SAPI picture per name
+    assert ("PP", 21) in pictures
+    assert all(s["jaw"] is None for s in samples)  # no blendshapes outside arkit
 
 
 async def test_all_22_visemes_have_distinct_drawings(page: Page) -> None:

@@ -112,3 +112,23 @@ export function mouthSvg(id) {
 }
 
 export const VISEME_COUNT = SHAPES.length;
+
+// The 15 Oculus visemes, each drawn as the SAPI viseme it stands for (the one the
+// gateway's SAPI -> Oculus table maps to it, the most typical where several do).
+export const OCULUS = {
+  sil: { id: 0, phonemes: "silence" },
+  PP: { id: 21, phonemes: "p b m" },
+  FF: { id: 18, phonemes: "f v" },
+  TH: { id: 17, phonemes: "θ ð" },
+  DD: { id: 19, phonemes: "d t n" },
+  kk: { id: 20, phonemes: "k g ŋ" },
+  CH: { id: 16, phonemes: "ʃ tʃ dʒ ʒ" },
+  SS: { id: 15, phonemes: "s z" },
+  nn: { id: 14, phonemes: "l" },
+  RR: { id: 13, phonemes: "ɹ ɝ" },
+  aa: { id: 2, phonemes: "ɑ æ ə ʌ aɪ aʊ" },
+  E: { id: 4, phonemes: "ɛ ʊ h" },
+  ih: { id: 6, phonemes: "j i ɪ" },
+  oh: { id: 8, phonemes: "o ɔ ɔɪ" },
+  ou: { id: 7, phonemes: "w u" },
+};

@@ -1,4 +1,5 @@
 // Audio playback on the Web Audio clock, and the SSE reader for fetch() streams.
+import { BlendshapeTrack } from "./blendshapes.js";
 
 // Reads a text/event-stream response body; calls onEvent(type, data) per event.
 export async function readEvents(response, onEvent) {
@@ -35,12 +36,14 @@ export function base64ToBytes(b64) {
 // A late chunk (network stall) starts a new segment after a gap: the speech position
 // stops while nothing plays, so visemes never run ahead of the sound.
 export class Player {
-  constructor() {
+  constructor(format = "sapi") {
     this.ctx = new AudioContext();
     this.segments = []; // { at: context seconds, fromMs: speech ms, toMs }
     this.nextAt = 0;
     this.scheduledMs = 0;
-    this.visemes = []; // { visemeId, offset } in speech ms, sorted
+    this.format = format; // the lip-sync format this playback was asked for
+    this.visemes = []; // sapi, oculus: { visemeId, offset } (oculus adds viseme) in speech ms, sorted
+    this.track = new BlendshapeTrack(); // arkit: the frames
   }
 
   // Schedules mono float samples right after what is already scheduled.
@@ -91,15 +94,21 @@ export class Player {
     return this.segments.length > 0 && now >= this.segments[0].at && now < this.nextAt;
   }
 
-  // The viseme showing at speech time `ms`: the last one that started, silence when idle.
-  visemeAt(ms) {
-    if (!this.playing()) return 0;
-    let id = 0;
+  // The viseme entry showing at speech time `ms`: the last one that started; null for
+  // silence (before the first, or when idle).
+  entryAt(ms) {
+    if (!this.playing()) return null;
+    let entry = null;
     for (const v of this.visemes) {
       if (v.offset > ms) break;
-      id = v.visemeId;
+      entry = v;
     }
-    return id;
+    return entry;
+  }
+
+  visemeAt(ms) {
+    const entry = this.entryAt(ms);
+    return entry ? entry.visemeId : 0;
   }
 
   close() {
