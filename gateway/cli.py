@@ -11,13 +11,14 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import ssl
 import sys
 from collections.abc import Sequence
 
 from aiohttp import web
 
-from . import logs
+from . import logs, workers
 from .apikeys import ApiKey
 from .app import create_app
 from .settings import (
@@ -91,17 +92,33 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-async def serve(settings: Settings) -> None:
+def worker_count(settings: Settings) -> int:
+    """VISEME_GATEWAY_WORKERS, or one per core when Redis can carry revocations."""
+    if settings.workers:
+        return settings.workers
+    if settings.redis_url is None:
+        return 1  # revocations live in this process's memory: one process only
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+async def serve(settings: Settings, sock: socket.socket | None = None) -> None:
+    """One gateway process; with `sock`, a worker on the parent's socket."""
     app = create_app(settings)
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=IN_FLIGHT_GRACE
     )
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=_ssl_context(settings))
+    context = _ssl_context(settings)
+    site: web.BaseSite
+    if sock is None:
+        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=context)
+    else:
+        site = web.SockSite(runner, sock, ssl_context=context)
     await site.start()
     scheme = "https" if settings.tls else "http"
-    for host, port, *_ in runner.addresses:
-        log.info("viseme-gateway listening on %s://%s:%d", scheme, host, port)
+    if sock is None:
+        for host, port, *_ in runner.addresses:
+            log.info("viseme-gateway listening on %s://%s:%d", scheme, host, port)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -138,7 +155,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"viseme-gateway: configuration error: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level)
-    asyncio.run(serve(with_dev_defaults(settings)))
+    settings = with_dev_defaults(settings)  # before any fork: every worker shares the keys
+    count = worker_count(settings)
+    if count == 1:
+        asyncio.run(serve(settings))
+        return 0
+    sock = workers.bind(settings.host, settings.port)
+    host, port = sock.getsockname()[:2]
+    scheme = "https" if settings.tls else "http"
+    log.info("viseme-gateway listening on %s://%s:%d", scheme, host, port)
+    return workers.run(count, sock, lambda index: _worker(settings, sock))
+
+
+def _worker(settings: Settings, sock: socket.socket) -> int:
+    asyncio.run(serve(settings, sock))
     return 0
 
 

@@ -42,6 +42,7 @@ class Metrics:
             "viseme_gateway_relay_sessions_active",
             "Open relay sessions by provider",
             ["provider"],
+            multiprocess_mode="livesum",  # several workers: the sum over the live ones
             registry=self.registry,
         )
         self.relayed = Counter(

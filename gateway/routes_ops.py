@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 from viseme_engine.device import cuda_device_count
 
 from . import __version__
 from .openapi import document
 from .state import ENGINE, LIFECYCLE, LOAD, METRICS, REGISTRY, SETTINGS, STORE
+from .workers import METRICS_DIR_ENV
 
 
 async def _redis_state(app: web.Application) -> str:
@@ -57,7 +60,13 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
+    shared = os.environ.get(METRICS_DIR_ENV)
+    if shared:  # several workers (gateway/workers.py): the sum of all of them
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, shared)  # type: ignore[no-untyped-call]
+        body = generate_latest(registry)
+    else:
+        body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

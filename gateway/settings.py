@@ -40,6 +40,7 @@ class TokenKey:
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
+    workers: int = 0  # 0: one per core with Redis, else one (gateway/workers.py)
     public_url: str | None = None
     api_keys: tuple[ApiKey, ...] = ()
     api_keys_file: Path | None = None
@@ -77,6 +78,7 @@ class Settings:
 HELP: dict[str, str] = {
     "host": "address to listen on",
     "port": "TCP port (0 picks a free one and logs it)",
+    "workers": "worker processes sharing the port (0: one per core if REDIS_URL is set, else 1)",
     "public_url": "base URL clients reach this gateway at, e.g. https://gw.example.com",
     "api_keys": "comma-separated API keys, plain or sha256:<hex>",
     "api_keys_file": "file with one API key (plain or sha256:<hex>) per line",
@@ -206,6 +208,7 @@ def _prefix(raw: str) -> str:
 PARSERS: dict[str, Callable[[str], Any]] = {
     "host": str,
     "port": _int_range(0, 65535),
+    "workers": _int_range(0, 256),
     "public_url": _public_url,
     "api_keys": _api_keys,
     "api_keys_file": _existing_file,
@@ -254,6 +257,11 @@ def load_settings(
     values["urls"] = urls
     if "api_keys_file" in values:
         values["api_keys"] = values.get("api_keys", ()) + _read_keys_file(values["api_keys_file"])
+    if values.get("workers", 0) > 1 and not values.get("redis_url"):
+        raise ConfigError(
+            f"{env_name('workers')}={values['workers']} needs {env_name('redis_url')}: "
+            "each worker is a process of its own, and only Redis carries a revocation to all"
+        )
     if ("tls_cert" in values) != ("tls_key" in values):
         raise ConfigError(f"{env_name('tls_cert')} and {env_name('tls_key')} must be set together")
     return Settings(**values)

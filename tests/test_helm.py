@@ -109,6 +109,10 @@ BAD_SETS: dict[str, tuple[dict[str, Any], str]] = {
         {**KEYS_SECRET, "autoscaling": {"enabled": True}},
         "replicaCount > 1 or autoscaling.enabled needs Redis",
     ),
+    "workers-without-redis": (
+        {"gateway": {"workers": 2}},
+        "gateway.workers > 1 needs Redis",
+    ),
     "replicas-with-ephemeral-keys": (
         {"replicaCount": 2, "redis": {"url": "redis://r:6379/0"}},
         "needs secrets.existingSecret",

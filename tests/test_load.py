@@ -79,7 +79,7 @@ class SlowModel:
 @pytest.fixture
 def slow(loaded_models: LoadedModels) -> tuple[SlowModel, LoadedModels]:
     model = SlowModel(loaded_models.models["default"])
-    return model, LoadedModels({"default": model, "indonesian": model}, "cpu")  # type: ignore[dict-item]
+    return model, LoadedModels({"default": model, "indonesian": model}, "cpu")
 
 
 async def _ready(http: aiohttp.ClientSession, base: str) -> tuple[int, dict[str, Any]]:

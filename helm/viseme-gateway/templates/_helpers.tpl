@@ -100,6 +100,9 @@ app.kubernetes.io/component: redis
 {{- if and $scaled (not $redis) -}}
 {{- fail "viseme-gateway: replicaCount > 1 or autoscaling.enabled needs Redis (redis.url, redis.existingSecret or redis.internal.enabled): without it every replica keeps its own in-memory revocation list, so a revoked token would still work on the other replicas" -}}
 {{- end -}}
+{{- if and (gt (int .Values.gateway.workers) 1) (not $redis) -}}
+{{- fail "viseme-gateway: gateway.workers > 1 needs Redis (redis.url, redis.existingSecret or redis.internal.enabled): each worker is a process of its own, and only Redis carries a revocation to all of them" -}}
+{{- end -}}
 {{- if and $scaled (not .Values.secrets.existingSecret) -}}
 {{- fail "viseme-gateway: replicaCount > 1 or autoscaling.enabled needs secrets.existingSecret with the API keys and token keys: without it every replica makes up its own ephemeral keys and cannot read the signed URLs the others issue" -}}
 {{- end -}}
@@ -111,7 +114,7 @@ app.kubernetes.io/component: redis
 {{- end -}}
 {{- $owned := list "VISEME_GATEWAY_HOST" "VISEME_GATEWAY_PORT" "VISEME_GATEWAY_PUBLIC_URL"
       "VISEME_GATEWAY_DRAIN_SECONDS" "VISEME_GATEWAY_LOG_LEVEL" "VISEME_GATEWAY_MAX_BODY_BYTES"
-      "VISEME_GATEWAY_ENGINE_THREADS" "VISEME_GATEWAY_DEVICE" "VISEME_GATEWAY_API_KEYS"
+      "VISEME_GATEWAY_ENGINE_THREADS" "VISEME_GATEWAY_WORKERS" "VISEME_GATEWAY_DEVICE" "VISEME_GATEWAY_API_KEYS"
       "VISEME_GATEWAY_TOKEN_KEYS" "VISEME_GATEWAY_REDIS_URL" "VISEME_GATEWAY_REDIS_PREFIX" -}}
 {{- range .Values.gateway.extraEnv -}}
 {{- if has .name $owned -}}
