@@ -19,8 +19,13 @@ the arrival time. Three modes per N, in one run:
             sessions' provider_config (viseme_engine/lipsync.py).
 
 "added" is the mode's percentile minus the direct percentile. Gateway CPU is
-its process's CPU time over the measured window, in cores. The first second of
-each run is a warm-up and is not counted.
+its processes' CPU time (workers included) over the measured window, in cores.
+The first second of each run is a warm-up and is not counted. Clients run in
+--client-procs processes (default 2), so the load generator is not the
+bottleneck; the fake provider runs in this one. "rows" is the engine's mean
+rows per batched inference, "shed" the audio messages sent without visemes
+for lack of time (past VISEME_GATEWAY_VISEME_DEADLINE_MS, 20 ms unless set,
+or refused by a full engine). Set VISEME_GATEWAY_REDIS_URL for several workers.
 """
 
 from __future__ import annotations
@@ -29,11 +34,14 @@ import argparse
 import asyncio
 import base64
 import json
+import multiprocessing
 import os
 import random
 import signal
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -57,7 +65,13 @@ class Samples:
     apart: list[float] = field(default_factory=list)  # non-audio between audio messages
     received: int = 0
     visemes: int = 0
-    measuring: bool = False
+
+    def add(self, other: Samples) -> None:
+        self.audio += other.audio
+        self.adjacent += other.adjacent
+        self.apart += other.apart
+        self.received += other.received
+        self.visemes += other.visemes
 
 
 class Provider:
@@ -104,7 +118,11 @@ def _event(kind: str, **fields: Any) -> str:
     return json.dumps({"type": kind, "event_id": f"t{time.perf_counter():.9f}", **fields})
 
 
-async def client(http: aiohttp.ClientSession, url: str, samples: Samples, until: float) -> None:
+async def client(
+    http: aiohttp.ClientSession, url: str, samples: Samples, start: float, until: float
+) -> None:
+    """One session: counts from `start`, stops at `until` (perf_counter, which is
+    CLOCK_MONOTONIC: the same clock in every process)."""
     async with http.ws_connect(url, max_msg_size=0, headers={"Authorization": "Bearer ek_x"}) as ws:
         async for frame in ws:
             now = time.perf_counter()
@@ -114,13 +132,12 @@ async def client(http: aiohttp.ClientSession, url: str, samples: Samples, until:
             event_id = message.get("event_id", "")
             if not event_id.startswith("t"):
                 continue
-            samples.received += 1
-            if "mascotVisemes" in message:
-                samples.visemes += 1
-            if samples.measuring:
+            if now >= start:
+                samples.received += 1
                 kind = message["type"]
                 if kind == "response.output_audio.delta":
                     bucket = samples.audio
+                    samples.visemes += "mascotVisemes" in message
                 else:
                     bucket = samples.apart if kind == "rate_limits.updated" else samples.adjacent
                 bucket.append(now - float(event_id[1:]))
@@ -128,10 +145,29 @@ async def client(http: aiohttp.ClientSession, url: str, samples: Samples, until:
                 break
 
 
+def client_process(urls: list[str], start: float, until: float) -> Samples:
+    """A share of the sessions, in a process of its own."""
+
+    async def run() -> Samples:
+        samples = Samples()
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            await asyncio.gather(*(client(http, url, samples, start, until) for url in urls))
+        return samples
+
+    return asyncio.run(run())
+
+
 def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of a process and its live children (the gateway's workers)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def signed_url(http: aiohttp.ClientSession, base: str, lipsync: str | None = None) -> str:
@@ -151,54 +187,81 @@ class Result:
     sessions: int
     samples: Samples
     cpu_cores: float | None
-    compute_ms: float | None  # the gateway's own mean viseme time per audio message
+    compute_ms: float | None  # the gateway's mean time per audio message, arrival to send
+    rows: float | None  # mean rows per batched inference
+    shed: int | None  # audio messages sent without visemes for lack of time
 
 
-async def chunk_added(http: aiohttp.ClientSession, base: str) -> tuple[float, float]:
-    """(sum, count) of viseme_gateway_relay_chunk_added_seconds."""
+COUNTERS: dict[str, str | tuple[str, ...]] = {
+    "added_sum": "viseme_gateway_relay_chunk_added_seconds_sum{",
+    "added_count": "viseme_gateway_relay_chunk_added_seconds_count{",
+    "batches": "viseme_gateway_engine_batches_total{",
+    "rows": "viseme_gateway_engine_batch_rows_total{",
+    "shed": ('viseme_gateway_viseme_chunks_skipped_total{provider="openai",reason="deadline"}',
+             'viseme_gateway_viseme_chunks_skipped_total{provider="openai",reason="overloaded"}'),
+}  # fmt: skip
+
+
+async def counters(http: aiohttp.ClientSession, base: str) -> dict[str, float]:
+    """The gateway's counters this bench reads, summed over their labels."""
     async with http.get(f"{base}/metrics") as response:
         text = await response.text()
-    values = {"sum": 0.0, "count": 0.0}
+    values = dict.fromkeys(COUNTERS, 0.0)
     for line in text.splitlines():
-        for kind in values:
-            if line.startswith(f"viseme_gateway_relay_chunk_added_seconds_{kind}{{"):
-                values[kind] += float(line.rsplit(" ", 1)[1])
-    return values["sum"], values["count"]
+        for name, prefixes in COUNTERS.items():
+            if line.startswith(prefixes):
+                values[name] += float(line.rsplit(" ", 1)[1])
+    return values
 
 
 async def run_mode(
-    mode: str, sessions: int, seconds: float, fake_url: str, gateway: GatewayProcess | None
+    mode: str,
+    sessions: int,
+    seconds: float,
+    fake_url: str,
+    gateway: GatewayProcess | None,
+    pool: ProcessPoolExecutor,
+    procs: int,
 ) -> Result:
     lipsync = mode if mode in FORMATS else None
-    samples = Samples()
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as http:
+    loop = asyncio.get_running_loop()
+    async with aiohttp.ClientSession() as http:
         if gateway is None:
             urls = [f"{fake_url}/v1/realtime?model=gpt-realtime"] * sessions
         else:
             urls = [await signed_url(http, gateway.base_url, lipsync) for _ in range(sessions)]
-        until = time.perf_counter() + WARMUP + seconds
-        tasks = [asyncio.create_task(client(http, url, samples, until)) for url in urls]
-        await asyncio.sleep(WARMUP)
-        samples.measuring = True
+        start = time.perf_counter() + WARMUP
+        until = start + seconds
+        shares = [
+            loop.run_in_executor(pool, client_process, urls[i::procs], start, until)
+            for i in range(procs)
+            if urls[i::procs]
+        ]
+        await asyncio.sleep(max(0.0, start - time.perf_counter()))
         pid = gateway.proc.pid if gateway else None
-        added0 = await chunk_added(http, gateway.base_url) if gateway else (0.0, 0.0)
+        before = await counters(http, gateway.base_url) if gateway else {}
         cpu0, wall0 = (cpu_seconds(pid) if pid else 0.0), time.perf_counter()
-        await asyncio.gather(*tasks)
-        samples.measuring = False
+        samples = Samples()
+        for share in await asyncio.gather(*shares):
+            samples.add(share)
         cpu = (cpu_seconds(pid) - cpu0) / (time.perf_counter() - wall0) if pid else None
-        added1 = await chunk_added(http, gateway.base_url) if gateway else (0.0, 0.0)
-        count = added1[1] - added0[1]
-        compute = (added1[0] - added0[0]) / count * 1000 if count else None
-    return Result(mode, sessions, samples, cpu, compute)
+        after = await counters(http, gateway.base_url) if gateway else {}
+    delta = {k: after[k] - before[k] for k in after}
+    count = delta.get("added_count", 0)
+    compute = delta["added_sum"] / count * 1000 if count else None
+    rows = delta["rows"] / delta["batches"] if delta.get("batches") else None
+    shed = round(delta["shed"]) if gateway else None
+    return Result(mode, sessions, samples, cpu, compute, rows, shed)
 
 
 def start_gateway(
     fake_url: str, visemes: bool, engine_threads: int, text: bool = True
 ) -> GatewayProcess:
     # VISEME_GATEWAY_* set for this command reach both gateways (e.g. ENGINE_MAX_WAIT_MS).
-    env = {k: v for k, v in os.environ.items() if k.startswith("VISEME_GATEWAY_")}
-    env |= {
+    passed = {k: v for k, v in os.environ.items() if k.startswith("VISEME_GATEWAY_")}
+    env = {
+        "VISEME_GATEWAY_VISEME_DEADLINE_MS": "20",  # the production default (tests run without)
+        **passed,
         "VISEME_GATEWAY_ENGINE_THREADS": str(engine_threads),
         "VISEME_GATEWAY_API_KEYS": API_KEY,
         "VISEME_GATEWAY_TOKEN_KEYS": TOKEN_KEY,
@@ -225,55 +288,76 @@ def table(results: list[Result]) -> str:
 
     direct = {r.sessions: r.samples for r in results if r.mode == "direct"}
     lines = [
-        "                  audio            audio added       non-audio apart   non-audio behind"
-        "                            gateway",
-        "sessions mode      p50     p99     p50     p99     p50     p99     p50     p99"
-        "    messages  visemes       CPU    compute",
+        "                  audio            audio added      non-audio p99"
+        "     audio   with            rows/      gateway",
+        "sessions mode      p50     p99     p50     p99    apart  behind"
+        "  messages visemes  shed  batch     CPU  per msg",
     ]
     for r in results:
         s, d = r.samples, direct[r.sessions]
         cpu = f"{r.cpu_cores:5.2f} cores" if r.cpu_cores is not None else "          -"
         compute = f"{r.compute_ms:7.2f}" if r.compute_ms is not None else "      -"
+        rows = f"{r.rows:6.2f}" if r.rows is not None else "     -"
+        shed = f"{r.shed:5d}" if r.shed is not None else "    -"
         lines.append(
             f"{r.sessions:8d} {r.mode:8s} {pair(s.audio)} {added(s.audio, d.audio)}"
-            f" {pair(s.apart)} {pair(s.adjacent)}"
-            f" {s.received:9d} {s.visemes:8d} {cpu} {compute}"
+            f" {ms(percentile(s.apart, 99))} {ms(percentile(s.adjacent, 99))}"
+            f" {len(s.audio):9d} {s.visemes:7d} {shed} {rows} {cpu} {compute}"
         )
     notes = (
         "(ms; added = minus direct; non-audio apart: sent mid-way between audio messages;"
         " behind: sent right after an audio message, so it waits for that message's visemes;"
-        " compute: the gateway's own mean viseme time per audio message)"
+        " per msg: the gateway's mean time per audio message from arrival to send;"
+        " shed: audio sent without visemes for lack of time)"
     )
     return "\n".join([*lines, notes])
 
 
+MODES = ("direct", "relay", "acoustic", "visemes")
+
+
 async def main(
-    sessions_list: list[int], seconds: float, engine_threads: int, formats: list[str]
+    sessions_list: list[int],
+    seconds: float,
+    engine_threads: int,
+    modes: list[str],
+    procs: int,
 ) -> None:
     provider = Provider(speech(RATE, 30.0).tobytes(), seed=1)
-    async with serve(provider.handle, "127.0.0.1", 0, compression=None, max_size=None) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
-        fake_url = f"ws://127.0.0.1:{port}"
-        gateways = {
-            "relay": await asyncio.to_thread(start_gateway, fake_url, False, engine_threads),
-            "acoustic": await asyncio.to_thread(
-                start_gateway, fake_url, True, engine_threads, False
-            ),
-            "visemes": await asyncio.to_thread(start_gateway, fake_url, True, engine_threads),
-        }
-        for name in formats:  # the same gateway; the format travels in each token
-            gateways[name] = gateways["visemes"]
-        results: list[Result] = []
-        try:
-            for n in sessions_list:
-                for mode in ("direct", "relay", "acoustic", "visemes", *formats):
-                    result = await run_mode(mode, n, seconds, fake_url, gateways.get(mode))
-                    results.append(result)
-                    print(f"  done: {n} sessions, {mode}", flush=True)
-        finally:
-            provider.stop.set()
-            for gateway in {id(g): g for g in gateways.values()}.values():
-                await asyncio.to_thread(gateway.stop, signal.SIGTERM, 10)
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(procs, mp_context=spawn) as pool:
+        async with serve(
+            provider.handle, "127.0.0.1", 0, compression=None, max_size=None
+        ) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            fake_url = f"ws://127.0.0.1:{port}"
+            wanted = {
+                "relay": (False, True),
+                "acoustic": (True, False),
+                "visemes": (True, True),
+                **dict.fromkeys(FORMATS, (True, True)),
+            }
+            started: dict[tuple[bool, bool], GatewayProcess] = {}
+            for mode in modes:
+                if mode in wanted and wanted[mode] not in started:
+                    visemes, text = wanted[mode]
+                    started[wanted[mode]] = await asyncio.to_thread(
+                        start_gateway, fake_url, visemes, engine_threads, text
+                    )
+            # The formats share the visemes gateway: a format travels in each token.
+            gateways = {m: started[wanted[m]] for m in modes if m in wanted}
+            results: list[Result] = []
+            try:
+                for n in sessions_list:
+                    for mode in modes:
+                        gateway = gateways.get(mode)
+                        result = await run_mode(mode, n, seconds, fake_url, gateway, pool, procs)
+                        results.append(result)
+                        print(f"  done: {n} sessions, {mode}", flush=True)
+            finally:
+                provider.stop.set()
+                for gateway in started.values():
+                    await asyncio.to_thread(gateway.stop, signal.SIGTERM, 10)
     print(table(results))
 
 
@@ -281,15 +365,22 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--sessions", default="10,50,100")
     parser.add_argument("--seconds", type=float, default=10.0)
-    # 0 = onnxruntime's default pool, whose threads spin while idle.
-    parser.add_argument("--engine-threads", type=int, default=0)
+    # 1, as the gateway defaults to; 0 = onnxruntime's pool, one thread per core.
+    parser.add_argument("--engine-threads", type=int, default=1)
     parser.add_argument("--formats", default="", help="extra lipsync formats: arkit,oculus")
+    parser.add_argument("--modes", default=",".join(MODES), help="a subset of " + ",".join(MODES))
+    parser.add_argument("--client-procs", type=int, default=2, help="client processes")
     args = parser.parse_args()
     sessions = [int(n) for n in args.sessions.split(",")]
     formats = [f for f in args.formats.split(",") if f]
+    modes = [m for m in args.modes.split(",") if m]
     if not set(formats) <= set(FORMATS):
         parser.error(f"--formats: choose from {', '.join(FORMATS)}")
-    asyncio.run(main(sessions, args.seconds, args.engine_threads, formats))
+    if not set(modes) <= set(MODES) or "direct" not in modes:
+        parser.error(f"--modes: a subset of {', '.join(MODES)}, direct included (the baseline)")
+    asyncio.run(
+        main(sessions, args.seconds, args.engine_threads, modes + formats, args.client_procs)
+    )
 
 
 if __name__ == "__main__":

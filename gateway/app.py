@@ -131,7 +131,7 @@ async def _engine(app: web.Application, models: LoadedModels | None) -> AsyncIte
             log.exception("viseme models failed to load")
             slot.error = f"{type(exc).__name__}: {exc}"
             return
-        engine = VisemeEngine(loaded, config)
+        engine = VisemeEngine(loaded, config, app[METRICS].count_batch)
         await engine.start()
         slot.engine = engine
 

@@ -70,9 +70,25 @@ class Metrics:
             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
             registry=self.registry,
         )
+        self.batches = Counter(
+            "viseme_gateway_engine_batches_total",
+            "Batched inferences run, by model",
+            ["model"],
+            registry=self.registry,
+        )
+        self.batch_rows = Counter(
+            "viseme_gateway_engine_batch_rows_total",
+            "Stream blocks run in them (rows per batch: this over batches_total)",
+            ["model"],
+            registry=self.registry,
+        )
         self.upstream_errors = Counter(
             "viseme_gateway_upstream_errors_total",
             "Upstream failures by provider and kind",
             ["provider", "kind"],
             registry=self.registry,
         )
+
+    def count_batch(self, model: str, rows: int) -> None:
+        self.batches.labels(model).inc()
+        self.batch_rows.labels(model).inc(rows)

@@ -55,7 +55,10 @@ class Settings:
     urls: Mapping[str, str] = field(default_factory=dict)
     device: str = "auto"
     models_dir: Path | None = None
-    engine_threads: int = 0
+    # One: the relay runs many small inferences, which a thread pool only slows
+    # (40 sessions: 1.9 ms and 0.43 cores per audio message with 1, 3.2 ms and
+    # 0.60 cores with 2; bench/relay_latency.py). Workers use the other cores.
+    engine_threads: int = 1
     engine_max_batch: int = 256
     engine_max_wait_ms: float | None = None
     viseme_min_ms: int = 30
@@ -90,7 +93,7 @@ HELP: dict[str, str] = {
     "provider_modules": "comma-separated modules whose PROVIDERS tuples add providers",
     "device": "viseme engine device: auto, cuda or cpu",
     "models_dir": "folder with default.onnx and indonesian.onnx (default: the bundled models)",
-    "engine_threads": "onnxruntime threads per model (0: one per core)",
+    "engine_threads": "onnxruntime threads per model (0: one per core; default 1)",
     "engine_max_batch": "most stream blocks in one batched inference",
     "engine_max_wait_ms": "longest wait to fill a batch, in ms (default: 0 on CPU, 2 on CUDA)",
     "viseme_min_ms": "a new viseme must last this long to be shown (anti-flicker)",

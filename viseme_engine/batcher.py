@@ -1,12 +1,13 @@
 """One micro-batcher per model, shared by every stream in the process.
 
 Requests (a block of one stream's audio plus that stream's state) are gathered
-for up to `max_wait_ms`, or until `max_batch` rows, grouped by block length
-(rows of one inference must be equally long; padding would corrupt the
-streams' state), and run as one batched inference in a worker thread, so the
-event loop never waits on the model. At most `max_pending` requests may be in
-flight; beyond that a request waits `admission_timeout` for room and is then
-refused with EngineOverloaded: memory never grows without bound.
+for up to `max_wait_ms`, or until `max_batch` rows, and run together in a
+worker thread, so the event loop never waits on the model: in as few batched
+inferences as their lengths allow (`_infer`: rows of one inference must be
+equally long, and padding would corrupt the streams' state). At most
+`max_pending` requests may be in flight; beyond that a request waits
+`admission_timeout` for room and is then refused with EngineOverloaded:
+memory never grows without bound.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -54,8 +55,10 @@ class MicroBatcher:
         max_wait_ms: float = 2.0,
         max_pending: int = 4096,
         admission_timeout: float = 0.5,
+        on_batch: Callable[[int], None] | None = None,  # rows of each inference run
     ) -> None:
         self._model = model
+        self._on_batch = on_batch
         self._max_batch = max_batch
         self._max_wait = max_wait_ms / 1000
         self._admission_timeout = admission_timeout
@@ -107,31 +110,57 @@ class MicroBatcher:
                     continue
                 batch.append(self._queue.get_nowait())
             live = [r for r in batch if not r.future.done()]  # callers that gave up
-            groups: dict[int, list[_Request]] = defaultdict(list)
-            for request in live:
-                groups[request.audio.shape[0]].append(request)
-            for group in groups.values():
-                try:
-                    results = await loop.run_in_executor(self._executor, self._infer, group)
-                except Exception as exc:  # the callers get the error, the loop goes on
-                    for request in group:
-                        if not request.future.done():
-                            request.future.set_exception(exc)
-                    continue
-                for request, result in zip(group, results, strict=True):
+            if not live:
+                continue
+            try:
+                results, steps = await loop.run_in_executor(self._executor, self._infer, live)
+            except Exception as exc:  # the callers get the error, the loop goes on
+                for request in live:
                     if not request.future.done():
-                        request.future.set_result(result)
+                        request.future.set_exception(exc)
+                continue
+            if self._on_batch is not None:
+                for rows in steps:
+                    self._on_batch(rows)
+            for request, result in zip(live, results, strict=True):
+                if not request.future.done():
+                    request.future.set_result(result)
 
-    def _infer(self, group: list[_Request]) -> list[tuple[Array, State]]:
-        audio = np.stack([r.audio for r in group])
-        state = {k: np.concatenate([r.state[k] for r in group]) for k in group[0].state}
-        logits, new_state = self._model.run(audio, state)
-        self.stats.batches += 1
-        self.stats.rows += len(group)
-        self.stats.largest = max(self.stats.largest, len(group))
-        self.stats.longest_samples = max(self.stats.longest_samples, audio.shape[1])
-        return [
-            # Copies: a view would keep the whole batch alive as long as any stream.
-            (logits[i].copy(), {k: v[i : i + 1].copy() for k, v in new_state.items()})
-            for i in range(len(group))
+    def _infer(self, requests: list[_Request]) -> tuple[list[tuple[Array, State]], list[int]]:
+        """Blocks of any lengths in as few inferences as their lengths allow.
+
+        Rows of one inference must be equally long, and padding would corrupt
+        the streams' state. So the blocks run in steps: each step takes, from
+        every block with audio left, as many frames as the shortest has left;
+        the states carry over from step to step. Blocks of k distinct lengths
+        take k inferences instead of one each. Returns each block's (logits,
+        state) and the rows of each inference."""
+        left = list(range(len(requests)))
+        done = [0] * len(requests)
+        states = [r.state for r in requests]
+        parts: list[list[Array]] = [[] for _ in requests]
+        steps: list[int] = []
+        for i in [i for i in left if requests[i].audio.shape[0] == 0]:
+            parts[i].append(np.zeros((0, 0), np.float32))
+        left = [i for i in left if requests[i].audio.shape[0] > 0]
+        while left:
+            step = min(requests[i].audio.shape[0] - done[i] for i in left)
+            audio = np.stack([requests[i].audio[done[i] : done[i] + step] for i in left])
+            state = {k: np.concatenate([states[i][k] for i in left]) for k in states[left[0]]}
+            logits, new_state = self._model.run(audio, state)
+            for row, i in enumerate(left):
+                parts[i].append(logits[row])
+                states[i] = {k: v[row : row + 1] for k, v in new_state.items()}
+                done[i] += step
+            steps.append(len(left))
+            self.stats.batches += 1
+            self.stats.rows += len(left)
+            self.stats.largest = max(self.stats.largest, len(left))
+            self.stats.longest_samples = max(self.stats.longest_samples, step)
+            left = [i for i in left if done[i] < requests[i].audio.shape[0]]
+        # Copies: a view would keep the whole batch alive as long as any stream.
+        results = [
+            (np.concatenate(parts[i]), {k: v.copy() for k, v in states[i].items()})
+            for i in range(len(requests))
         ]
+        return results, steps
