@@ -193,6 +193,18 @@ class Reading:
 
 
 NOTHING = Reading()
+
+
+@dataclass(frozen=True)
+class Injection:
+    """Where an audio message's visemes go: a top-level field the message gains
+    (spliced into its text, not re-serialised), a message of its own right
+    after it, or both."""
+
+    field: str | None = None
+    extra: Message | None = None
+
+
 C = TypeVar("C", bound=ProviderConfig)
 SIGNED_URL_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -246,5 +258,5 @@ class Provider(ABC, Generic[C]):
         """What an upstream message means: audio, turn boundaries, transcript, gate."""
 
     @abstractmethod
-    def inject(self, message: Message, visemes: Message) -> tuple[Message, Message | None]:
-        """Place visemes: the audio message to send (maybe changed) and an extra one after it."""
+    def inject(self, message: Message, visemes: Message) -> Injection:
+        """Where the visemes of this audio message go."""

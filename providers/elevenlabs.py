@@ -172,5 +172,5 @@ class ElevenLabs(base.Provider[ElevenLabsConfig]):
         audio = base.Audio(event.audio_base_64, self._format, event.event_id)
         return Reading(audio=audio, transcript=transcript)
 
-    def inject(self, message: Message, visemes: Message) -> tuple[Message, Message | None]:
-        return message, {"type": "visemes", **visemes}
+    def inject(self, message: Message, visemes: Message) -> base.Injection:
+        return base.Injection(extra={"type": "visemes", **visemes})

@@ -197,10 +197,10 @@ class GeminiLive(base.Provider[GeminiConfig]):
                     return base.Audio(inline.data, fmt, self._chunks)
         return None
 
-    def inject(self, message: Message, visemes: Message) -> tuple[Message, Message | None]:
+    def inject(self, message: Message, visemes: Message) -> base.Injection:
         # Beside serverContent, never a message of its own: google-genai's Python
         # receiver fails on a message whose only key it does not know.
-        return {**message, "mascotVisemes": visemes}, None
+        return base.Injection(field="mascotVisemes")
 
 
 def _asks_transcription(setup: Message) -> bool:

@@ -130,8 +130,8 @@ class OpenAIRealtime(base.Provider[OpenAIConfig]):
             )
         return Reading(resets=kind in _RESETS)
 
-    def inject(self, message: Message, visemes: Message) -> tuple[Message, Message | None]:
-        return {**message, "mascotVisemes": visemes}, None
+    def inject(self, message: Message, visemes: Message) -> base.Injection:
+        return base.Injection(field="mascotVisemes")
 
 
 def _session_format(session: _Session, current: AudioFormat | None) -> AudioFormat | None:

@@ -63,6 +63,29 @@ def encode(message: Message, like: Frame) -> Frame:
     return text.encode() if isinstance(like, bytes) else text
 
 
+def splice(frame: Frame, message: Message, field: str, value: Message) -> Frame:
+    """`frame` (the JSON text of `message`) with one more top-level field.
+
+    The field goes in before the closing brace: an audio message is mostly its
+    base64, and serialising it again cost more than the visemes themselves.
+    Re-encoded instead where splicing could be wrong: an empty object, a field
+    already there (it must be replaced, not repeated), bytes not in UTF-8."""
+    addition = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    tail = f',"{field}":{addition}}}'
+    if not message or field in message or not _plain_field(field):
+        return encode({**message, field: value}, frame)
+    if isinstance(frame, bytes):
+        body = frame.rstrip()
+        if not body.lstrip().startswith(b"{"):  # UTF-16 or -32, which json.loads reads too
+            return encode({**message, field: value}, frame)
+        return body[:-1] + tail.encode()
+    return frame.rstrip()[:-1] + tail
+
+
+def _plain_field(name: str) -> bool:
+    return json.dumps(name) == f'"{name}"'  # nothing to escape
+
+
 @dataclass(frozen=True)
 class Feed:
     """One audio message to run through the session's engine stream."""
@@ -227,9 +250,11 @@ class Tap:
                 "audio_event_id": work.chunk_id,
                 "final": True,  # offsets are into that audio message, already sent
             }
-        out, extra = self.provider.inject(work.message, visemes)
-        # An adapter that adds a message of its own leaves the audio one as it came.
-        frames = [work.frame if out is work.message else encode(out, work.frame)]
-        if extra is not None:
-            frames.append(json.dumps(extra, separators=(",", ":")))
+        injection = self.provider.inject(work.message, visemes)
+        frame = work.frame
+        if injection.field is not None:
+            frame = splice(frame, work.message, injection.field, visemes)
+        frames = [frame]
+        if injection.extra is not None:
+            frames.append(json.dumps(injection.extra, separators=(",", ":")))
         return frames

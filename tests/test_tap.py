@@ -15,7 +15,7 @@ from providers.base import Options, Provider
 from providers.elevenlabs import ElevenLabs, ElevenLabsConfig
 from providers.gemini_live import GeminiConfig, GeminiLive
 from providers.openai_realtime import OpenAIConfig, OpenAIRealtime
-from providers.tap import Analysis, Feed, Flush, FrameTooDeep, Tap
+from providers.tap import Analysis, Feed, Flush, FrameTooDeep, Tap, splice
 from viseme_engine.lipsync import LipsyncConfig
 from viseme_engine.smoothing import VisemeEvent
 
@@ -327,3 +327,25 @@ def test_the_lipsync_format_shapes_what_is_injected() -> None:
     assert (shapes["fps"], shapes["offset"], len(shapes["names"])) == (30, 0, 52)
     assert all(len(frame) == 52 for frame in shapes["frames"])
     assert "visemes" not in json.loads(extra)  # the blendshapes replace the list
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        '{"type":"response.output_audio.delta","delta":"AAAA"}',
+        b'{"serverContent":{"modelTurn":{"parts":[]}}}',  # Gemini's binary JSON
+        '{ "a" : "é\\u00e9" , "n": [1, {"b": null}] }\n ',
+        "{}",
+        '{"mascotVisemes": "old", "x": 1}',  # replaced, never repeated
+        '{"x": 1}'.encode("utf-16"),  # json.loads reads it; splicing must not touch it
+    ],
+)
+def test_splicing_a_field_is_the_same_json_as_adding_it(sent: str | bytes) -> None:
+    message = json.loads(sent)
+    value = {"visemes": [{"visemeId": 21, "offset": -3}], "audio_event_id": 7, "é": "ü"}
+    out = splice(sent, message, "mascotVisemes", value)
+    assert type(out) is type(sent)
+    assert json.loads(out) == {**message, "mascotVisemes": value}
+    assert (
+        out.count(b"mascotVisemes") if isinstance(out, bytes) else out.count("mascotVisemes")
+    ) == 1

@@ -62,8 +62,8 @@ class Echo(base.Provider[EchoConfig]):
             return Reading(resets=True)
         return base.NOTHING
 
-    def inject(self, message: Message, visemes: Message) -> tuple[Message, Message | None]:
-        return message, {"op": "visemes", **visemes}
+    def inject(self, message: Message, visemes: Message) -> base.Injection:
+        return base.Injection(extra={"op": "visemes", **visemes})
 
 
 PROVIDERS = (Echo,)
