@@ -65,8 +65,10 @@ class Samples:
     apart: list[float] = field(default_factory=list)  # non-audio between audio messages
     received: int = 0
     visemes: int = 0
+    refused: int = 0  # sessions the gateway turned away (503: saturated)
 
     def add(self, other: Samples) -> None:
+        self.refused += other.refused
         self.audio += other.audio
         self.adjacent += other.adjacent
         self.apart += other.apart
@@ -123,6 +125,17 @@ async def client(
 ) -> None:
     """One session: counts from `start`, stops at `until` (perf_counter, which is
     CLOCK_MONOTONIC: the same clock in every process)."""
+    try:
+        await _session(http, url, samples, start, until)
+    except aiohttp.WSServerHandshakeError as exc:
+        if exc.status != 503:
+            raise
+        samples.refused += 1
+
+
+async def _session(
+    http: aiohttp.ClientSession, url: str, samples: Samples, start: float, until: float
+) -> None:
     async with http.ws_connect(url, max_msg_size=0, headers={"Authorization": "Bearer ek_x"}) as ws:
         async for frame in ws:
             now = time.perf_counter()
@@ -291,7 +304,7 @@ def table(results: list[Result]) -> str:
         "                  audio            audio added      non-audio p99"
         "     audio   with            rows/      gateway",
         "sessions mode      p50     p99     p50     p99    apart  behind"
-        "  messages visemes  shed  batch     CPU  per msg",
+        "  messages visemes  shed  batch     CPU  per msg  refused",
     ]
     for r in results:
         s, d = r.samples, direct[r.sessions]
@@ -302,7 +315,7 @@ def table(results: list[Result]) -> str:
         lines.append(
             f"{r.sessions:8d} {r.mode:8s} {pair(s.audio)} {added(s.audio, d.audio)}"
             f" {ms(percentile(s.apart, 99))} {ms(percentile(s.adjacent, 99))}"
-            f" {len(s.audio):9d} {s.visemes:7d} {shed} {rows} {cpu} {compute}"
+            f" {len(s.audio):9d} {s.visemes:7d} {shed} {rows} {cpu} {compute} {s.refused:8d}"
         )
     notes = (
         "(ms; added = minus direct; non-audio apart: sent mid-way between audio messages;"

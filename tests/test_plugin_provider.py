@@ -6,6 +6,7 @@ derives its signed URLs, route, settings and OpenAPI entries from the registry.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from typing import Any
@@ -88,3 +89,21 @@ def test_a_plugin_declares_its_own_url_setting() -> None:
         load_settings({**env, "VISEME_GATEWAY_ECHO_WS_URL": "http://e:1"})
     with pytest.raises(ConfigError, match="VISEME_GATEWAY_PROVIDER_MODULES"):
         load_settings({"VISEME_GATEWAY_PROVIDER_MODULES": "tests.plugins.nothing_here"})
+
+
+async def test_a_bug_in_an_adapter_closes_the_session_with_1011_never_1000(
+    settings: Settings, loaded_models: LoadedModels
+) -> None:
+    async with (
+        FakeEcho(scenario="echo") as fake,
+        running_gateway(echo_settings(settings, fake), loaded_models) as gw,
+    ):
+        signed = await gw.sign("echo", ROOM)
+        async with gw.http.ws_connect(signed["signed_url"]) as ws:
+            assert (await ws.receive_json(timeout=5))["op"] == "hello"
+            await ws.send_json({"op": "bug"})  # echoed: upstream sends it
+            message = await ws.receive(timeout=5)
+        assert message.type == aiohttp.WSMsgType.CLOSE
+        assert (message.data, message.extra) == (1011, "gateway relay error")
+        await asyncio.wait_for(fake.last.closed.wait(), 2.0)
+        assert fake.last.close_code == 1011  # upstream is told too

@@ -426,3 +426,34 @@ async def test_visemes_keep_their_true_time_across_chunk_starts(
     stream = VisemeStream(loaded_models.models["default"], AudioFormat("pcm_s16le", 24000))
     want = [(e.viseme_id, e.offset_ms) for c in chunks for e in stream.feed(c)]
     assert times == want  # stream time = chunk start + offset, never clamped to the chunk
+
+
+async def test_a_lost_revocation_channel_is_logged_once_and_its_return_once(
+    settings: Settings, loaded_models: LoadedModels, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    port = free_port()
+    redis_proc = start_redis(port)
+    store = RedisStore.from_url(f"redis://127.0.0.1:{port}/0", "vg-backoff:")
+    try:
+        async with (
+            FakeOpenAI(scenario="hold") as fake,
+            running_gateway(point_at(settings, fake), loaded_models, store=store) as gw,
+        ):
+            await gw.sign("openai", OPENAI)
+            await asyncio.sleep(0.3)  # the channel is joined
+            caplog.set_level(logging.INFO, logger="gateway")
+            caplog.clear()
+            redis_proc.terminate()
+            redis_proc.wait()
+            await asyncio.sleep(3.0)  # retrying, backing off
+            redis_proc = start_redis(port)
+            await asyncio.sleep(3.0)  # at most 2 s between tries: back by now
+    finally:
+        redis_proc.kill()
+        redis_proc.wait()
+    said = [r.getMessage() for r in caplog.records if r.name == "gateway"]
+    lost = [m for m in said if m.startswith("revocation channel lost")]
+    assert len(lost) == 1, said  # not two warnings a second
+    assert said.count("revocation channel back") == 1, said

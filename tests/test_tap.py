@@ -130,6 +130,8 @@ OPENAI_TABLE: list[tuple[str | bytes, Want]] = [
     (frame({"type": "response.output_audio_transcript.delta", "delta": {"nested": 1}}),
      Want(skipped="adapter_error")),
     (_openai_audio(), Want(work="feed", restart=True, rate=24000, where="message")),
+    (frame(_session(audio={"output": {"format": {"type": "audio/pcm", "rate": 32000}}})), Want()),
+    (_openai_audio(), Want(work="feed", restart=True, rate=32000, where="message")),
     (frame(_session(audio={"output": {"format": {"type": "audio/pcmu"}}})), Want()),
     (_openai_audio(ULAW), Want(work="feed", restart=True, rate=8000, where="message")),
     (_openai_audio(), Want(work="feed", rate=8000, where="message", engine_fails=True,

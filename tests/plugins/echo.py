@@ -5,6 +5,7 @@ to {echo_ws_url}/echo?room=<room> with an `X-Echo-Secret` header; upstream says
 {"op": "hello"} (the gate), then {"op": "audio", "rate": 16000, "pcm": <base64
 s16le>} messages, {"op": "done"} at the end of a response and {"op": "reset"} on
 an interruption. Visemes follow each audio message as {"op": "visemes", ...}.
+{"op": "bug"} makes the adapter fail as a buggy one would (tests/test_plugin_provider.py).
 Nothing in gateway/ knows of it: VISEME_GATEWAY_PROVIDER_MODULES=tests.plugins.echo.
 """
 
@@ -60,6 +61,8 @@ class Echo(base.Provider[EchoConfig]):
             return Reading(completes=True)
         if op == "reset":
             return Reading(resets=True)
+        if op == "bug":  # an adapter with a bug of its own: not a malformed event
+            raise RuntimeError("adapter bug")
         return base.NOTHING
 
     def inject(self, message: Message, visemes: Message) -> base.Injection:
