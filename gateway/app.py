@@ -12,6 +12,7 @@ import aiohttp
 from aiohttp import web
 
 from providers import registry
+from providers.registry import Registry
 from viseme_engine.engine import (
     MODELS_DIR,
     EngineConfig,
@@ -21,12 +22,21 @@ from viseme_engine.engine import (
 )
 from viseme_engine.smoothing import SmoothingConfig
 
-from . import routes_demo, routes_ops, routes_tokens, routes_tts, routes_visemes, routes_ws
+from . import (
+    routes_demo,
+    routes_ops,
+    routes_stream,
+    routes_tokens,
+    routes_tts,
+    routes_visemes,
+    routes_ws,
+)
 from .apikeys import Authenticator
 from .http import errors_middleware, metrics_middleware
 from .load import Load
 from .metrics import Metrics
 from .revocation import MemoryStore, RedisStore, RevocationStore
+from .routes_stream import KIND, StreamToken
 from .sessions import SESSIONS, Sessions, close_sessions, sessions_ctx
 from .settings import Settings
 from .state import (
@@ -62,9 +72,9 @@ def create_app(
         middlewares=[metrics_middleware, errors_middleware],
     )
     app[SETTINGS] = settings
-    app[REGISTRY] = registry.load(settings.provider_modules)
+    app[REGISTRY] = providers_for(settings)
     app[AUTH] = Authenticator(settings.api_keys)
-    app[CODEC] = TokenCodec(settings.token_keys, providers=app[REGISTRY].names)
+    app[CODEC] = TokenCodec(settings.token_keys, providers=app[REGISTRY].token_kinds)
     app[METRICS] = Metrics()
     app[LIFECYCLE] = Lifecycle()
     app[ENGINE] = EngineSlot()
@@ -87,8 +97,14 @@ def create_app(
     routes_tts.add_routes(app)
     routes_demo.add_routes(app)
     routes_ws.add_routes(app)
+    routes_stream.add_routes(app)
     routes_ops.add_routes(app)
     return app
+
+
+def providers_for(settings: Settings) -> Registry:
+    """The providers this gateway serves, and the token kinds it serves itself."""
+    return registry.load(settings.provider_modules, local={KIND: StreamToken})
 
 
 def engine_config(settings: Settings) -> EngineConfig:

@@ -79,6 +79,34 @@ def _visemes_audio() -> dict[str, Any]:
     return operation
 
 
+def _stream() -> dict[str, Any]:
+    """As far as OpenAPI goes for a WebSocket: the upgrade, its auth, its answers."""
+    description = (
+        "WebSocket. First message: JSON {sample_rate, encoding: pcm_s16le|mulaw, model, "
+        'lipsync}; answer {"type":"ready",...}. Then binary audio frames of any size, each '
+        'answered by {"type":"visemes","audio_offset_ms","audio_duration_ms", <lipsync shape>}; '
+        'JSON {"type":"flush"} (end of an utterance: the last visemes, "final":true), '
+        '{"type":"reset"} (interruption), {"type":"close"}. Errors: {"type":"error","code",'
+        '"message"} then a close with the reason. docs/protocols.md, "The streaming endpoint".'
+    )
+    token = {"name": "token", "in": "query", "schema": {"type": "string"}}
+    responses = {
+        "101": {"description": "Switching Protocols: the stream"},
+        "400": _json({"$ref": "#/components/schemas/Error"}, "Not a WebSocket upgrade"),
+        "401": _json({"$ref": "#/components/schemas/Error"}, "Missing or invalid API key or token"),
+        "403": _json({"$ref": "#/components/schemas/Error"}, "Token revoked"),
+        "503": _json({"$ref": "#/components/schemas/Error"}, "Saturated or store unreachable"),
+    }
+    operation = {
+        "summary": "Visemes for live audio (WebSocket); an API key, or a stream signed URL",
+        "description": description,
+        "security": [{"bearer": []}, {}],
+        "parameters": [token],
+        "responses": responses,
+    }
+    return {"get": operation}
+
+
 def _demo_page() -> dict[str, Any]:
     page = {"description": "The demo page", "content": {"text/html": {}}}
     return _get("Browser demo: text or a WAV file to a talking face", {"200": page})
@@ -235,6 +263,7 @@ def document(providers: Registry, public_url: str | None = None) -> dict[str, An
             ),
             "/v1/visemes": _visemes(),
             "/v1/visemes-audio": _visemes_audio(),
+            "/v1/visemes/stream": _stream(),
             "/demo": _demo_page(),
             "/demo/{name}": _demo_asset(sorted(ASSETS)),
             "/livez": _get("Process is up", {"200": _json({"type": "object"}, "Alive")}),

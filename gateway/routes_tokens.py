@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -41,7 +42,11 @@ async def get_signed_url(request: web.Request) -> web.Response:
         viseme_model=viseme_model,
     )
     request.app[METRICS].tokens_issued.labels(spec.provider).inc()
-    answer = providers[spec.provider].signed_response(token, public_base(request), int(claims.exp))
+    base, expires_at = public_base(request), int(claims.exp)
+    if spec.provider in providers.local:  # served here: the streaming viseme endpoint
+        url = f"{'ws' + base.removeprefix('http')}/v1/visemes/stream?{urlencode({'token': token})}"
+        return web.json_response({"signed_url": url, "expires_at": expires_at})
+    answer = providers[spec.provider].signed_response(token, base, expires_at)
     return web.json_response(answer)
 
 

@@ -7,11 +7,11 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 
-from .errors import REVOKED, SHUTDOWN, StoreUnavailable
-from .relay import Relay
+from .errors import REVOKED, SHUTDOWN, Close, StoreUnavailable
 from .revocation import RevocationStore, Revoked
 from .state import STORE
 from .tokens import TokenClaims
@@ -20,10 +20,16 @@ log = logging.getLogger("gateway")
 RECHECK_SECONDS = 30.0
 
 
+class Closable(Protocol):
+    async def close(self, close: Close) -> None: ...
+
+
 @dataclass(eq=False)
 class Session:
+    """An open connection made with a signed-URL token: a relay, or a viseme stream."""
+
     claims: TokenClaims
-    relay: Relay
+    relay: Closable
 
 
 class Sessions:

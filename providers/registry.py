@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Field, create_model
 
-from .base import Provider, Route, Strict, UrlSetting
+from .base import Provider, ProviderConfig, Route, Strict, UrlSetting
 from .elevenlabs import ElevenLabs
 from .gemini_live import GeminiLive
 from .openai_realtime import OpenAIRealtime
@@ -32,8 +32,15 @@ class RegistryError(Exception):
 
 
 class Registry:
-    def __init__(self, providers: Sequence[type[Provider[Any]]]) -> None:
+    def __init__(
+        self,
+        providers: Sequence[type[Provider[Any]]],
+        local: Mapping[str, type[ProviderConfig]] | None = None,
+    ) -> None:
+        """`local`: token kinds the gateway serves itself, with no upstream (the
+        streaming viseme endpoint): signed like a provider's, never relayed."""
         self._by_name: dict[str, type[Provider[Any]]] = {}
+        self.local = dict(local or {})
         urls: dict[str, UrlSetting] = {}
         for cls in providers:
             if not _NAME.match(cls.name) or cls.name in self._by_name:
@@ -47,11 +54,19 @@ class Registry:
             if urls.setdefault(setting.name, setting).default != setting.default:
                 raise RegistryError(f"URL setting {setting.name} declared twice, differently")
         self.url_settings = tuple(urls.values())
-        self.signed_url_request = _request_model(providers)
+        if set(self.local) & set(self._by_name):
+            raise RegistryError(f"{sorted(set(self.local) & set(self._by_name))} taken twice")
+        kinds = [(c.name, c.config_model) for c in providers] + list(self.local.items())
+        self.signed_url_request = _request_model(kinds)
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self._by_name)
+
+    @property
+    def token_kinds(self) -> tuple[str, ...]:
+        """Every `provider` a signed URL may name: the providers and the local kinds."""
+        return (*self._by_name, *self.local)
 
     def __getitem__(self, name: str) -> type[Provider[Any]]:
         return self._by_name[name]
@@ -71,7 +86,9 @@ class Registry:
         return out
 
 
-def load(modules: Sequence[str] = ()) -> Registry:
+def load(
+    modules: Sequence[str] = (), local: Mapping[str, type[ProviderConfig]] | None = None
+) -> Registry:
     """The built-in providers plus those of each plugin module."""
     providers = list(BUILTIN)
     for name in modules:
@@ -85,19 +102,19 @@ def load(modules: Sequence[str] = ()) -> Registry:
         ):
             raise RegistryError(f"module {name!r} has no PROVIDERS tuple of Provider classes")
         providers.extend(found)
-    return Registry(providers)
+    return Registry(providers, local)
 
 
-def _request_model(providers: Sequence[type[Provider[Any]]]) -> type[BaseModel]:
+def _request_model(kinds: Sequence[tuple[str, type[ProviderConfig]]]) -> type[BaseModel]:
     """`{"config": {"provider": <name>, "provider_config": {...}}}`, one branch each."""
     specs: list[type[BaseModel]] = [
         create_model(
-            cls.config_model.__name__.removesuffix("Config") + "Spec",
+            config.__name__.removesuffix("Config") + "Spec",
             __base__=Strict,
-            provider=(Literal[cls.name], ...),  # type: ignore[arg-type]  # a run-time Literal
-            provider_config=(cls.config_model, ...),
+            provider=(Literal[name], ...),  # type: ignore[arg-type]  # a run-time Literal
+            provider_config=(config, ...),
         )
-        for cls in providers
+        for name, config in kinds
     ]
     config: Any = (
         specs[0]

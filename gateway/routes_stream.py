@@ -1,0 +1,237 @@
+"""GET /v1/visemes/stream: visemes for any live audio, over one WebSocket.
+
+For agents that do not talk to a provider through the relay (pipecat, LiveKit
+Agents, any TTS): the client streams its audio, each binary frame gets its
+visemes back as soon as they are computed, never waiting for later audio. The
+wire protocol is docs/protocols.md, "The streaming endpoint".
+
+Servers authenticate with their API key (Authorization: Bearer), browsers with
+a signed URL (`get-signed-url` with `"provider": "stream"`), which is revoked
+like a relay token. Same engine, batching, load shedding and metrics as the relay.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, Literal
+
+from aiohttp import WSMsgType, web
+from pydantic.json_schema import SkipJsonSchema
+
+from providers.base import Lipsync, ProviderConfig, Strict, VisemeModel
+from viseme_engine.audio import AudioError, AudioFormat
+from viseme_engine.batcher import EngineOverloaded
+from viseme_engine.engine import EngineStream
+from viseme_engine.output import LipsyncOutput
+
+from . import schemas
+from .access import api_key, verify_token
+from .errors import BadRequest, Close, Saturated, TokenMalformed
+from .relay import MAX_MESSAGE, close_reason
+from .sessions import SESSIONS, Session
+from .state import ENGINE, LOAD, METRICS, SETTINGS
+from .tokens import TokenClaims
+
+log = logging.getLogger("gateway")
+KIND = "stream"  # the token kind, and the metrics' provider label
+FEED_SECONDS = 1  # the most audio one engine call takes from a frame
+CONFIG_TIMEOUT = 10.0  # seconds a new connection has to send its config
+
+
+class StreamToken(ProviderConfig):
+    """`provider_config` of a `"provider": "stream"` signed URL: what the token fixes
+    (the model and the lip-sync shape win over the connection's own config)."""
+
+
+class StreamStart(Strict):
+    """The first message of a stream: what the audio is and what comes back."""
+
+    type: Literal["start"] | SkipJsonSchema[None] = None
+    sample_rate: schemas.AnyRate
+    encoding: Literal["pcm_s16le", "mulaw"] = "pcm_s16le"
+    model: VisemeModel = "default"
+    lipsync: Lipsync | SkipJsonSchema[None] = None
+
+
+class StreamError(Exception):
+    """Ends a stream: an error message, then a close with the same reason."""
+
+    def __init__(self, code: str, message: str, close: int = 1008) -> None:
+        super().__init__(message)
+        self.code, self.message, self.close = code, message, close
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    claims: TokenClaims | None = None
+    token = request.query.get("token")
+    if token:
+        claims = await verify_token(app, token)
+        if claims.provider != KIND:
+            raise TokenMalformed(f"This token is for {claims.provider}, not this endpoint")
+    else:
+        api_key(request)  # servers: their API key, 401 without
+    if app[LOAD].saturated:
+        raise Saturated()
+    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE + 1, compress=False, heartbeat=20.0)
+    await ws.prepare(request)
+    session = VisemeSession(app, ws, claims)
+    tracked = Session(claims, session) if claims is not None else None
+    if tracked is not None:
+        app[SESSIONS].add(tracked)
+    app[METRICS].sessions.labels(KIND).inc()
+    try:
+        await session.run()
+    finally:
+        if tracked is not None:
+            app[SESSIONS].discard(tracked)
+        app[METRICS].sessions.labels(KIND).dec()
+    return ws
+
+
+class VisemeSession:
+    """One connection: its engine stream (one per utterance) and its timeline."""
+
+    def __init__(
+        self, app: web.Application, ws: web.WebSocketResponse, claims: TokenClaims | None
+    ) -> None:
+        self._app = app
+        self._ws = ws
+        self._claims = claims
+        self._stream: EngineStream | None = None
+        self._output: LipsyncOutput | None = None
+        self._at_ms = 0.0  # where the next frame's audio starts, in the connection
+        self._stream_at = 0.0  # where the current engine stream began
+        self._last_ms = 0.0  # the last frame's start, for the flush's offsets
+
+    async def close(self, close: Close) -> None:
+        """From outside: revocation (4001) or shutdown (1001)."""
+        await self._ws.close(code=close.code, message=close.reason.encode())
+
+    async def run(self) -> None:
+        try:
+            start = await self._start()
+            await self._serve(start)
+        except StreamError as exc:
+            await self._send({"type": "error", "code": exc.code, "message": exc.message})
+            await self._ws.close(code=exc.close, message=close_reason(exc.message))
+
+    async def _start(self) -> tuple[AudioFormat, str, Any]:
+        try:
+            first = await self._ws.receive(timeout=CONFIG_TIMEOUT)
+        except TimeoutError:
+            raise StreamError("bad_request", "no config message within 10 s") from None
+        if first.type != WSMsgType.TEXT:
+            raise StreamError("bad_request", "the first message must be the JSON config")
+        try:
+            body = json.loads(first.data)
+        except (ValueError, RecursionError):
+            raise StreamError("bad_request", "the config is not JSON", 1007) from None
+        try:
+            start = schemas.parse(StreamStart, body, "Invalid config")
+            fmt = AudioFormat(start.encoding, start.sample_rate)
+        except (BadRequest, AudioError) as exc:
+            raise StreamError("bad_request", str(exc), 1007) from None
+        model: str = start.model
+        chosen = start.lipsync
+        if self._claims is not None:  # what the token fixes wins
+            model = self._claims.viseme_model
+            fixed = StreamToken.model_validate(
+                {**self._claims.provider_config, "viseme_model": model}
+            )
+            chosen = fixed.lipsync or chosen
+        lipsync = schemas.lipsync_config(self._app[SETTINGS], chosen)
+        if self._app[ENGINE].engine is None:
+            raise StreamError("engine_unavailable", "viseme engine is not ready", 1013)
+        ready = {"type": "ready", "sample_rate": fmt.sample_rate, "encoding": fmt.encoding}
+        await self._send({**ready, "model": model, "lipsync": vars(lipsync)})
+        return fmt, model, lipsync
+
+    async def _serve(self, start: tuple[AudioFormat, str, Any]) -> None:
+        fmt, model, lipsync = start
+        async for message in self._ws:
+            if message.type == WSMsgType.BINARY:
+                await self._audio(message.data, fmt, model, lipsync)
+            elif message.type == WSMsgType.TEXT:
+                kind = _control(message.data)
+                if kind == "flush":
+                    await self._flush()
+                elif kind == "reset":  # an interruption: nothing computed goes out after it
+                    self._stream = self._output = None
+                elif kind == "close":
+                    await self._ws.close(code=1000, message=b"closed by client")
+                    return
+                else:
+                    raise StreamError("bad_request", f"unknown message type {kind!r}")
+            else:
+                return
+
+    async def _audio(self, pcm: bytes, fmt: AudioFormat, model: str, lipsync: Any) -> None:
+        began = time.perf_counter()
+        engine = self._app[ENGINE].engine
+        assert engine is not None  # checked at start; never unloaded
+        duration_ms = len(pcm) / fmt.bytes_per_sample / fmt.sample_rate * 1000
+        if self._stream is None or self._output is None:
+            self._stream = engine.open_stream(model, fmt, lipsync=lipsync)
+            self._output = LipsyncOutput(lipsync)
+            self._stream_at = self._at_ms
+        stream, output = self._stream, self._output
+        reply: dict[str, Any] = {
+            "type": "visemes",
+            "audio_offset_ms": round(self._at_ms),
+            "audio_duration_ms": round(duration_ms),
+        }
+        piece = FEED_SECONDS * fmt.sample_rate * fmt.bytes_per_sample
+        try:
+            events = []
+            for at in range(0, len(pcm), piece):
+                events += await stream.feed(pcm[at : at + piece])
+        except EngineOverloaded:
+            # This frame goes without visemes; the next starts a fresh stream.
+            self._stream = self._output = None
+            self._app[METRICS].visemes_skipped.labels(KIND, "overloaded").inc()
+            self._app[LOAD].audio(shed=True)
+            await self._send({**reply, "visemes": [], "skipped": "overloaded"})
+        else:
+            start_ms = self._at_ms - self._stream_at
+            shape = output.push(events, stream.take_probs(), start_ms)
+            self._app[LOAD].audio(shed=False)
+            self._app[METRICS].visemes_injected.labels(KIND).inc(len(events))
+            await self._send({**reply, **shape})
+        self._last_ms = self._at_ms
+        self._at_ms += duration_ms
+        self._app[METRICS].chunk_latency.labels(KIND).observe(time.perf_counter() - began)
+
+    async def _flush(self) -> None:
+        """End of an utterance: the lookahead's last visemes; the next audio starts afresh."""
+        stream, output = self._stream, self._output
+        self._stream = self._output = None
+        if stream is None or output is None:
+            return
+        try:
+            events = await stream.flush()
+        except EngineOverloaded:
+            self._app[METRICS].visemes_skipped.labels(KIND, "overloaded").inc()
+            return
+        shape = output.push(events, stream.take_probs(), self._last_ms - self._stream_at, True)
+        reply = {"type": "visemes", "audio_offset_ms": round(self._last_ms), "final": True}
+        await self._send({**reply, **shape})
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        if not self._ws.closed:
+            await self._ws.send_str(json.dumps(message, separators=(",", ":")))
+
+
+def _control(data: str) -> str | None:
+    try:
+        message = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    kind = message.get("type") if isinstance(message, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/visemes/stream", stream)
