@@ -91,6 +91,8 @@ case "${1:-}" in
             debian-reference-id hunspell-id sox ffmpeg \
             chromium fonts-dejavu-core  # the demo page's browser test (test_demo_browser.py)
         python_env "train,test"
+        # The Python client kit (clients/python), tested against the SDKs it serves.
+        "$VENV/bin/pip" install -q --no-deps -e clients/python
         helm_install
         ensure_redis
         "$VENV/bin/ruff" check .
