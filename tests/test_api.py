@@ -324,3 +324,12 @@ async def test_openapi_matches_the_router(client: Client) -> None:
     # The router's Gemini route also matches //ws/ (a slashes variable); documented as /ws/.
     routes = {(p.replace("/{slashes}ws/", "/ws/"), m) for p, m in routes}
     assert routes == documented
+
+
+async def test_demo_files_are_never_sniffed_nor_leak_their_url(client: Client) -> None:
+    for path in ("/demo", "/demo/demo.js", "/demo/face.js"):
+        response = await client.get(path)
+        assert response.status == 200, path
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
