@@ -211,7 +211,8 @@ COUNTERS: dict[str, str | tuple[str, ...]] = {
     "batches": "viseme_gateway_engine_batches_total{",
     "rows": "viseme_gateway_engine_batch_rows_total{",
     "shed": ('viseme_gateway_viseme_chunks_skipped_total{provider="openai",reason="deadline"}',
-             'viseme_gateway_viseme_chunks_skipped_total{provider="openai",reason="overloaded"}'),
+             'viseme_gateway_viseme_chunks_skipped_total{provider="openai",reason="overloaded"}',
+             'viseme_gateway_viseme_chunks_skipped_total{provider="openai",reason="saturated"}'),
 }  # fmt: skip
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -67,6 +68,7 @@ class Relay:
     ) -> None:
         self.provider = provider
         self._load = load or Load()
+        self._priority = random.random()  # noqa: S311  # who keeps visemes under load (load.py)
         self._deadline = deadline_ms / 1000 if deadline_ms > 0 else None
         self.tap = Tap(provider, inject, use_text, lipsync)
         self._use_text = use_text and inject
@@ -162,7 +164,7 @@ class Relay:
             self._stream = None
         if step.text is not None and self._stream is not None:
             await self._stream.add_text(step.text.text, step.text.final)
-        frames = step.frames if step.work is None else await self._analyse(step.work, arrived)
+        frames = step.frames if step.work is None else await self._analyse(step.work)
         for out in frames:
             if isinstance(out, bytes):
                 await self._client.send_bytes(out)
@@ -175,13 +177,19 @@ class Relay:
     def _skipped(self, reason: str) -> None:
         self._metrics.visemes_skipped.labels(self.provider.name, reason).inc()
 
-    async def _analyse(self, work: Work, arrived: float) -> list[Frame]:
+    async def _analyse(self, work: Work) -> list[Frame]:
         """The frames of a message with engine work: with visemes, or without them
         once its deadline has passed (shed) or the engine could not take it."""
+        if isinstance(work, Feed) and not self._load.admits(self._priority):
+            self._skipped("saturated")  # passed through: no room for its visemes now
+            self._stream = None
+            return self.tap.analysed(work, None)
         result, reason = None, await self._prepare(work)
         if reason is None:
             try:
-                async with asyncio.timeout(self._left(arrived)):
+                # The deadline is the engine's: espeak-ng phonemizing a turn's text
+                # (an await above) is not shed for, lest every turn's start be.
+                async with asyncio.timeout(self._left(time.perf_counter())):
                     result, reason = await self._run(work)
             except TimeoutError:  # the feed was cancelled: its block is abandoned whole
                 reason = "deadline"
@@ -195,10 +203,10 @@ class Relay:
             self._metrics.visemes_injected.labels(self.provider.name).inc(len(result.events))
         return self.tap.analysed(work, result)
 
-    def _left(self, arrived: float) -> float | None:
+    def _left(self, since: float) -> float | None:
         if self._deadline is None:
             return None
-        return max(0.0, self._deadline - (time.perf_counter() - arrived))
+        return max(0.0, self._deadline - (time.perf_counter() - since))
 
     async def _prepare(self, work: Work) -> str | None:
         """Open the engine stream a feed needs, with the turn's text so far; or why not."""

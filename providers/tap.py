@@ -75,10 +75,9 @@ def splice(frame: Frame, message: Message, field: str, value: Message) -> Frame:
     if not message or field in message or not _plain_field(field):
         return encode({**message, field: value}, frame)
     if isinstance(frame, bytes):
-        body = frame.rstrip()
-        if not body.lstrip().startswith(b"{"):  # UTF-16 or -32, which json.loads reads too
+        if json.detect_encoding(frame) != "utf-8":  # UTF-16 or -32, which json.loads reads too
             return encode({**message, field: value}, frame)
-        return body[:-1] + tail.encode()
+        return frame.rstrip()[:-1] + tail.encode()
     return frame.rstrip()[:-1] + tail
 
 
@@ -161,7 +160,11 @@ class Tap:
         self._format: AudioFormat | None = None
         self._stream_ms = 0.0  # audio fed to the current stream
         self._last: tuple[int, float] | None = None  # its last audio: chunk id, start ms
-        self._text: list[Transcript] = []  # the turn's transcript so far
+        self._text: list[Transcript] = []  # the turn's transcript before its first audio
+        # Some audio of this turn reached a stream: a stream opened again mid-turn
+        # (after a shed or a format change) gets no replay of text already spoken,
+        # which would pin visemes to words long past; later pieces still come.
+        self._turn_fed = False
 
     def opening(self) -> list[str]:
         """Frames to send upstream right after connecting."""
@@ -192,10 +195,11 @@ class Tap:
         reading = self.provider.read(message)
         reset = reading.resets
         if reset:
-            self._live, self._text = False, []
+            self._live, self._text, self._turn_fed = False, [], False
         text = None
         if self._use_text and reading.transcript is not None:
-            self._text.append(reading.transcript)
+            if not self._turn_fed:
+                self._text.append(reading.transcript)
             text = reading.transcript if self._live else None
         gate_was_open = self._gate_open
         self._gate_open = self._gate_open or reading.opens_gate
@@ -214,7 +218,7 @@ class Tap:
             if restart:
                 self._format, self._stream_ms, self._live = audio.format, 0.0, True
                 self._output = LipsyncOutput(self.lipsync)
-            texts = tuple(self._text) if restart else ()
+            texts = tuple(self._text) if restart and not self._turn_fed else ()
             work = Feed(pcm, audio.format, restart, texts, audio.chunk_id, self._stream_ms,
                         message, frame)  # fmt: skip
         elif reading.completes and self._inject and self._live and self._last is not None:
@@ -235,6 +239,7 @@ class Tap:
         final = isinstance(work, Flush)
         shape = self._output.push(result.events, result.probs, work.start_ms, final=final)
         if isinstance(work, Feed):
+            self._turn_fed, self._text = True, []
             self._stream_ms += work.duration_ms
             self._last = (work.chunk_id, work.start_ms)
             visemes: Message = {
