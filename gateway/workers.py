@@ -42,17 +42,26 @@ def run(count: int, sock: socket.socket, child: Callable[[int], int]) -> int:
     stopping = False
 
     def start(index: int) -> None:
-        pid = os.fork()
-        if pid == 0:  # the child: a whole gateway of its own
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
-                signal.signal(sig, signal.SIG_DFL)
-            _use_multiprocess_metrics(metrics_dir)
-            code = 1
-            try:
-                code = child(index)
-            finally:
-                os._exit(code)
-        children[pid] = index
+        # Signals wait while forking: a SIGTERM between the fork and the
+        # bookkeeping would miss the new child, and shutdown would hang on it.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        try:
+            pid = os.fork()
+            if pid == 0:  # the child: a whole gateway of its own
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+                    signal.signal(sig, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+                _use_multiprocess_metrics(metrics_dir)
+                code = 1
+                try:
+                    code = child(index)
+                except BaseException:
+                    log.exception("worker %d failed", index)
+                finally:
+                    os._exit(code)
+            children[pid] = index
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
 
     def forward(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
@@ -80,7 +89,8 @@ def run(count: int, sock: socket.socket, child: Callable[[int], int]) -> int:
                 )
                 failed = True
                 time.sleep(RESTART_PAUSE)
-                start(index)
+                if not stopping:  # a SIGTERM may have come during the pause
+                    start(index)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     sock.close()

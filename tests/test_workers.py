@@ -88,3 +88,26 @@ async def test_more_than_one_worker_without_redis_is_refused(token_key: TokenKey
     code = await asyncio.to_thread(proc.proc.wait, 30)
     assert code == 2
     assert "VISEME_GATEWAY_WORKERS=2 needs VISEME_GATEWAY_REDIS_URL" in proc.output
+
+
+async def test_sigterm_while_a_dead_worker_is_being_replaced_stops_everything(
+    token_key: TokenKey, redis_prefix: str
+) -> None:
+    import os
+
+    env = env_for(
+        token_key,
+        VISEME_GATEWAY_REDIS_URL=REDIS_URL,
+        VISEME_GATEWAY_REDIS_PREFIX=redis_prefix,
+        VISEME_GATEWAY_WORKERS="2",
+        VISEME_GATEWAY_ENGINE_THREADS="1",
+    )
+    proc = GatewayProcess(env)
+    await start(proc)
+    workers = children(proc.proc.pid)
+    os.kill(workers[0], signal.SIGKILL)  # the parent replaces it after a pause...
+    await asyncio.sleep(0.2)
+    proc.proc.send_signal(signal.SIGTERM)  # ...during which the gateway is told to stop
+    code = await asyncio.to_thread(proc.proc.wait, 15)  # no second SIGTERM needed
+    assert code == 0, proc.output
+    assert children(proc.proc.pid) == []
