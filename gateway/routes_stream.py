@@ -17,7 +17,7 @@ import logging
 import time
 from typing import Any, Literal
 
-from aiohttp import WSMsgType, web
+from aiohttp import ClientConnectionResetError, WSMsgType, web
 from pydantic.json_schema import SkipJsonSchema
 
 from providers.base import Lipsync, ProviderConfig, Strict, VisemeModel
@@ -37,6 +37,10 @@ from .tokens import TokenClaims
 log = logging.getLogger("gateway")
 KIND = "stream"  # the token kind, and the metrics' provider label
 FEED_SECONDS = 1  # the most audio one engine call takes from a frame
+# The most audio one frame may carry: a live stream sends tens of milliseconds at
+# a time, and one frame of 16 MiB mu-law (17 minutes) would hold the engine,
+# which every relay session shares, for seconds.
+MAX_FRAME_SECONDS = 10
 CONFIG_TIMEOUT = 10.0  # seconds a new connection has to send its config
 
 
@@ -78,15 +82,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE + 1, compress=False, heartbeat=20.0)
     await ws.prepare(request)
     session = VisemeSession(app, ws, claims)
-    tracked = Session(claims, session) if claims is not None else None
-    if tracked is not None:
-        app[SESSIONS].add(tracked)
+    tracked = Session(claims, session)  # revocation (with a token) and shutdown close it
+    app[SESSIONS].add(tracked)
     app[METRICS].sessions.labels(KIND).inc()
     try:
         await session.run()
     finally:
-        if tracked is not None:
-            app[SESSIONS].discard(tracked)
+        app[SESSIONS].discard(tracked)
         app[METRICS].sessions.labels(KIND).dec()
     return ws
 
@@ -117,6 +119,8 @@ class VisemeSession:
         except StreamError as exc:
             await self._send({"type": "error", "code": exc.code, "message": exc.message})
             await self._ws.close(code=exc.close, message=close_reason(exc.message))
+        except (ConnectionResetError, ClientConnectionResetError):
+            pass  # the client went away while we were writing to it
 
     async def _start(self) -> tuple[AudioFormat, str, Any]:
         try:
@@ -173,6 +177,10 @@ class VisemeSession:
         engine = self._app[ENGINE].engine
         assert engine is not None  # checked at start; never unloaded
         duration_ms = len(pcm) / fmt.bytes_per_sample / fmt.sample_rate * 1000
+        if duration_ms > MAX_FRAME_SECONDS * 1000:
+            raise StreamError(
+                "frame_too_long", f"a frame carries at most {MAX_FRAME_SECONDS} s of audio", 1009
+            )
         if self._stream is None or self._output is None:
             self._stream = engine.open_stream(model, fmt, lipsync=lipsync)
             self._output = LipsyncOutput(lipsync)
@@ -187,6 +195,8 @@ class VisemeSession:
         try:
             events = []
             for at in range(0, len(pcm), piece):
+                if self._ws.closed:  # gone (or revoked) mid-frame: no more work for it
+                    return
                 events += await stream.feed(pcm[at : at + piece])
         except EngineOverloaded:
             # This frame goes without visemes; the next starts a fresh stream.
@@ -208,15 +218,17 @@ class VisemeSession:
         """End of an utterance: the lookahead's last visemes; the next audio starts afresh."""
         stream, output = self._stream, self._output
         self._stream = self._output = None
-        if stream is None or output is None:
+        reply = {"type": "visemes", "audio_offset_ms": round(self._last_ms), "final": True}
+        if stream is None or output is None:  # nothing to drain: still an answer
+            await self._send({**reply, "visemes": []})
             return
         try:
             events = await stream.flush()
         except EngineOverloaded:
             self._app[METRICS].visemes_skipped.labels(KIND, "overloaded").inc()
+            await self._send({**reply, "visemes": [], "skipped": "overloaded"})
             return
         shape = output.push(events, stream.take_probs(), self._last_ms - self._stream_at, True)
-        reply = {"type": "visemes", "audio_offset_ms": round(self._last_ms), "final": True}
         await self._send({**reply, **shape})
 
     async def _send(self, message: dict[str, Any]) -> None:

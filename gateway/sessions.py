@@ -28,7 +28,7 @@ class Closable(Protocol):
 class Session:
     """An open connection made with a signed-URL token: a relay, or a viseme stream."""
 
-    claims: TokenClaims
+    claims: TokenClaims | None  # None: opened with an API key, closed only at shutdown
     relay: Closable
 
 
@@ -46,7 +46,11 @@ class Sessions:
         self._open.discard(session)
 
     async def revoke(self, event: Revoked) -> None:
-        hit = [s for s in self._open if event.covers(s.claims.sub, s.claims.jti, s.claims.iat)]
+        hit = [
+            s
+            for s in self._open
+            if s.claims is not None and event.covers(s.claims.sub, s.claims.jti, s.claims.iat)
+        ]
         await asyncio.gather(*(s.relay.close(REVOKED) for s in hit))
         if hit:
             log.info("closed %d session(s) of a revoked token", len(hit))
@@ -55,6 +59,8 @@ class Sessions:
         """Ask the store about every open session: for revocations pub/sub lost."""
         hit = []
         for s in list(self._open):
+            if s.claims is None:
+                continue
             try:
                 if await store.is_revoked(s.claims.sub, s.claims.jti, s.claims.iat):
                     hit.append(s)

@@ -180,3 +180,23 @@ async def test_a_signed_url_for_browsers_fixes_the_shape_and_can_be_revoked(gw: 
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await gw.http.ws_connect(stream_with_relay_token)
     assert refused.value.status == 401
+
+
+async def test_a_flush_is_always_answered_and_a_huge_frame_refused(gw: Gateway) -> None:
+    async with gw.http.ws_connect(url(gw), headers=AUTH) as ws:
+        await ws.send_json({"sample_rate": 8000, "encoding": "mulaw"})
+        await receive(ws)
+        await ws.send_json({"type": "flush"})  # nothing to drain, yet an answer
+        assert await receive(ws) == {
+            "type": "visemes",
+            "audio_offset_ms": 0,
+            "final": True,
+            "visemes": [],
+        }
+        await ws.send_bytes(b"\x7f" * 8000 * 11)  # 11 s in one frame
+        error = await receive(ws)
+        assert (error["code"], error["message"]) == (
+            "frame_too_long",
+            "a frame carries at most 10 s of audio",
+        )
+        assert (await closed(ws))[0] == 1009
