@@ -231,9 +231,7 @@ class Relay:
                 self._stream = None  # a flushed stream takes no more audio
                 events = await stream.flush()
             else:
-                events = []
-                for piece in work.pieces():
-                    events += await stream.feed(piece)
+                events = await stream.feed(work.pcm)
         except EngineOverloaded:
             return None, "overloaded"
         except AudioError:

@@ -36,7 +36,6 @@ from .tokens import TokenClaims
 
 log = logging.getLogger("gateway")
 KIND = "stream"  # the token kind, and the metrics' provider label
-FEED_SECONDS = 1  # the most audio one engine call takes from a frame
 # The most audio one frame may carry: a live stream sends tens of milliseconds at
 # a time, and one frame of 16 MiB mu-law (17 minutes) would hold the engine,
 # which every relay session shares, for seconds.
@@ -176,7 +175,7 @@ class VisemeSession:
         began = time.perf_counter()
         engine = self._app[ENGINE].engine
         assert engine is not None  # checked at start; never unloaded
-        duration_ms = len(pcm) / fmt.bytes_per_sample / fmt.sample_rate * 1000
+        duration_ms = fmt.duration_ms(len(pcm))
         if duration_ms > MAX_FRAME_SECONDS * 1000:
             raise StreamError(
                 "frame_too_long", f"a frame carries at most {MAX_FRAME_SECONDS} s of audio", 1009
@@ -191,13 +190,10 @@ class VisemeSession:
             "audio_offset_ms": round(self._at_ms),
             "audio_duration_ms": round(duration_ms),
         }
-        piece = FEED_SECONDS * fmt.sample_rate * fmt.bytes_per_sample
+        if self._ws.closed:  # gone (or revoked): no more work for it
+            return
         try:
-            events = []
-            for at in range(0, len(pcm), piece):
-                if self._ws.closed:  # gone (or revoked) mid-frame: no more work for it
-                    return
-                events += await stream.feed(pcm[at : at + piece])
+            events = await stream.feed(pcm)
         except EngineOverloaded:
             # This frame goes without visemes; the next starts a fresh stream.
             self._stream = self._output = None

@@ -157,7 +157,7 @@ async def _write_events(
             log.warning("visemes-audio: %s", item)
             await response.write(sse({"message": str(item), "audio_sequence": sequence}, "error"))
             return
-        duration_ms = round(len(item.pcm) / fmt.bytes_per_sample / fmt.sample_rate * 1000)
+        duration_ms = round(fmt.duration_ms(len(item.pcm)))
         audio = {
             "type": "audio",
             "data": base64.b64encode(item.pcm).decode(),

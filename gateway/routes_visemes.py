@@ -49,7 +49,7 @@ async def visemes(request: web.Request) -> web.StreamResponse:
         "Invalid audio data",
     )
     fmt, data = _audio(body)
-    seconds = len(data) / fmt.bytes_per_sample / fmt.sample_rate
+    seconds = fmt.duration_ms(len(data)) / 1000
     if seconds > settings.max_audio_seconds:
         raise BadRequest(
             f"Invalid audio data: {seconds:.0f} s is longer than the "
@@ -96,7 +96,7 @@ async def _stream_chunks(
         except EngineOverloaded as exc:
             await response.write(sse({"message": str(exc), "chunk_id": index + 1}, "error"))
             return
-        duration_ms = round(len(chunk) / fmt.bytes_per_sample / fmt.sample_rate * 1000)
+        duration_ms = round(fmt.duration_ms(len(chunk)))
         payload = {
             **output.push(events, stream.take_probs(), final=index == total - 1),
             "chunk_progress": f"{index + 1}/{total}",

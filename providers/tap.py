@@ -35,7 +35,6 @@ from viseme_engine.smoothing import VisemeEvent
 from .base import Message, Provider, Transcript
 
 Frame = str | bytes
-FEED_SECONDS = 1  # the most audio one engine call takes from a message
 # What an adapter raises on a known event with fields of the wrong shape
 # ("rate": "abc", a string where an object belongs); pydantic's ValidationError
 # is a ValueError. The event is relayed as it came.
@@ -100,13 +99,7 @@ class Feed:
 
     @property
     def duration_ms(self) -> float:
-        return len(self.pcm) / self.format.bytes_per_sample / self.format.sample_rate * 1000
-
-    def pieces(self) -> list[bytes]:
-        """Bounded pieces: one 11 MiB message run as one block took gigabytes and
-        held the batcher for a second; pieces give the same visemes (chunking is exact)."""
-        size = FEED_SECONDS * self.format.sample_rate * self.format.bytes_per_sample
-        return [self.pcm[at : at + size] for at in range(0, len(self.pcm), size)]
+        return self.format.duration_ms(len(self.pcm))
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,10 @@ class AudioFormat:
     def bytes_per_sample(self) -> int:
         return 2 if self.encoding == "pcm_s16le" else 1
 
+    def duration_ms(self, size: int) -> float:
+        """How long `size` bytes of this audio last."""
+        return size / self.bytes_per_sample / self.sample_rate * 1000
+
 
 def _mulaw_table() -> Float32Array:
     """G.711 mu-law to linear, as float in [-1, 1]."""

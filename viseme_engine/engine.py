@@ -26,6 +26,7 @@ from .text_align import TextAligner, expected_visemes, known_words
 log = logging.getLogger("viseme_engine")
 MODELS_DIR = Path(__file__).parent / "models"
 MODEL_NAMES = ("default", "indonesian")
+FEED_SECONDS = 1  # the most audio one block of a stream carries (EngineStream.feed)
 MODEL_LANGUAGES = {"default": "en", "indonesian": "id"}  # the text each model's transcripts are in
 
 
@@ -221,8 +222,16 @@ class EngineStream:
         return self.core.take_probs()
 
     async def feed(self, data: bytes) -> list[VisemeEvent]:
+        """Visemes for `data`, run as blocks of at most FEED_SECONDS of it: one 11 MiB
+        message run as one block took gigabytes and held the batcher for a second
+        (the visemes are the same: chunking is exact)."""
+        fmt = self.core.format
+        size = FEED_SECONDS * fmt.sample_rate * fmt.bytes_per_sample
+        events: list[VisemeEvent] = []
         async with self._lock:
-            return await self._run(self.core.prepare(data))
+            for at in range(0, max(len(data), 1), size):
+                events += await self._run(self.core.prepare(data[at : at + size]))
+        return events
 
     async def flush(self) -> list[VisemeEvent]:
         async with self._lock:
