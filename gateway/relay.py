@@ -71,7 +71,6 @@ class Relay:
         self._priority = random.random()  # noqa: S311  # who keeps visemes under load (load.py)
         self._deadline = deadline_ms / 1000 if deadline_ms > 0 else None
         self.tap = Tap(provider, inject, use_text, lipsync)
-        self._use_text = use_text and inject
         self._client = client
         self._upstream = upstream
         self._engine = engine
@@ -217,7 +216,8 @@ class Relay:
             return "engine_not_ready"
         if work.restart or self._stream is None:
             lipsync = self.tap.lipsync
-            self._stream = engine.open_stream(self._model, work.format, self._use_text, lipsync)
+            use_text = self.tap.use_text
+            self._stream = engine.open_stream(self._model, work.format, use_text, lipsync)
             for text in work.texts:  # the turn's text so far, often ahead of its audio
                 await self._stream.add_text(text.text, text.final)
         return None

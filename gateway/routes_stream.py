@@ -21,6 +21,7 @@ from aiohttp import ClientConnectionResetError, WSMsgType, web
 from pydantic.json_schema import SkipJsonSchema
 
 from providers.base import Lipsync, ProviderConfig, Strict, VisemeModel
+from providers.tap import FrameTooDeep, parse
 from viseme_engine.audio import AudioError, AudioFormat
 from viseme_engine.batcher import EngineOverloaded
 from viseme_engine.engine import EngineStream
@@ -36,6 +37,7 @@ from .tokens import TokenClaims
 
 log = logging.getLogger("gateway")
 KIND = "stream"  # the token kind, and the metrics' provider label
+PATH = "/v1/visemes/stream"
 # The most audio one frame may carry: a live stream sends tens of milliseconds at
 # a time, and one frame of 16 MiB mu-law (17 minutes) would hold the engine,
 # which every relay session shares, for seconds.
@@ -234,12 +236,12 @@ class VisemeSession:
 
 def _control(data: str) -> str | None:
     try:
-        message = json.loads(data)
-    except (ValueError, RecursionError):
+        message = parse(data)
+    except FrameTooDeep:
         return None
-    kind = message.get("type") if isinstance(message, dict) else None
+    kind = message.get("type") if message is not None else None
     return kind if isinstance(kind, str) else None
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/visemes/stream", stream)
+    app.router.add_get(PATH, stream)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from urllib.parse import urlencode
 
 from aiohttp import web
 
-from . import schemas
+from providers.base import signed_url_answer
+
+from . import routes_stream, schemas
 from .access import api_key
 from .errors import Forbidden, TokenError
 from .http import read_json
@@ -44,9 +45,9 @@ async def get_signed_url(request: web.Request) -> web.Response:
     request.app[METRICS].tokens_issued.labels(spec.provider).inc()
     base, expires_at = public_base(request), int(claims.exp)
     if spec.provider in providers.local:  # served here: the streaming viseme endpoint
-        url = f"{'ws' + base.removeprefix('http')}/v1/visemes/stream?{urlencode({'token': token})}"
-        return web.json_response({"signed_url": url, "expires_at": expires_at})
-    answer = providers[spec.provider].signed_response(token, base, expires_at)
+        answer = signed_url_answer(base, routes_stream.PATH, token, expires_at)
+    else:
+        answer = providers[spec.provider].signed_response(token, base, expires_at)
     return web.json_response(answer)
 
 

@@ -57,8 +57,9 @@ async def visemes_audio(request: web.Request) -> web.StreamResponse:
     if engine is None:
         raise EngineUnavailable("Viseme engine is not ready")
     tts_class = ENGINES[body.tts_engine]
-    urls = {u.name: settings.urls.get(u.name, u.default) for u in tts_class.urls}
-    tts = tts_class(request.app[HTTP], urls, settings.tts_timeout_seconds)
+    tts = tts_class(
+        request.app[HTTP], settings.urls_for(tts_class.urls), settings.tts_timeout_seconds
+    )
     fmt = AudioFormat("pcm_s16le", tts.sample_rate)
     use_text = settings.text_informed and body.use_text
     lipsync = schemas.lipsync_config(settings, body.lipsync)

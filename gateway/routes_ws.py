@@ -68,8 +68,7 @@ async def _relay(
 ) -> web.StreamResponse:
     app = request.app
     settings, metrics = app[SETTINGS], app[METRICS]
-    urls = {s.name: settings.urls.get(s.name, s.default) for s in cls.urls}
-    provider = cls(config, Options(urls, settings.text_informed))
+    provider = cls(config, Options(settings.urls_for(cls.urls), settings.text_informed))
     client = client_response(provider)
     await client.prepare(request)
     try:

@@ -11,7 +11,7 @@ import base64
 import binascii
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -76,6 +76,10 @@ class Settings:
     @property
     def tls(self) -> bool:
         return self.tls_cert is not None
+
+    def urls_for(self, declared: Iterable[UrlSetting]) -> dict[str, str]:
+        """A provider's or TTS engine's upstream URLs: as configured, else its defaults."""
+        return {u.name: self.urls.get(u.name, u.default) for u in declared}
 
 
 HELP: dict[str, str] = {

@@ -206,6 +206,17 @@ class Injection:
 
 
 C = TypeVar("C", bound=ProviderConfig)
+
+
+def signed_url_answer(http_base: str, path: str, token: str, expires_at: int) -> dict[str, Any]:
+    """`{"signed_url": "ws(s)://<base><path>?token=...", "expires_at"}`."""
+    ws_base = "ws" + http_base.removeprefix("http")
+    return {
+        "signed_url": f"{ws_base}{path}?{urlencode({'token': token})}",
+        "expires_at": expires_at,
+    }
+
+
 SIGNED_URL_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["signed_url", "expires_at"],
@@ -232,9 +243,7 @@ class Provider(ABC, Generic[C]):
     @classmethod
     def signed_response(cls, token: str, http_base: str, expires_at: int) -> dict[str, Any]:
         """The answer of get-signed-url; by default a wss:// URL of the first route."""
-        ws_base = "ws" + http_base.removeprefix("http")
-        url = f"{ws_base}{cls.routes[0].path}?{urlencode({'token': token})}"
-        return {"signed_url": url, "expires_at": expires_at}
+        return signed_url_answer(http_base, cls.routes[0].path, token, expires_at)
 
     @classmethod
     def accepts_path(cls, path: str) -> bool:

@@ -147,7 +147,7 @@ class Tap:
         self.lipsync = lipsync or LipsyncConfig()  # the shape of the visemes sent
         self._output = LipsyncOutput(self.lipsync)  # one per engine stream
         self._inject = inject  # off: a plain relay (same parsing, no audio decoding)
-        self._use_text = use_text and inject  # the transcript pins the visemes
+        self.use_text = use_text and inject  # the transcript pins the visemes
         self._gate_open = not provider.gated
         self._live = False  # the engine stream is open and aligned with `_stream_ms`
         self._format: AudioFormat | None = None
@@ -190,7 +190,7 @@ class Tap:
         if reset:
             self._live, self._text, self._turn_fed = False, [], False
         text = None
-        if self._use_text and reading.transcript is not None:
+        if self.use_text and reading.transcript is not None:
             if not self._turn_fed:
                 self._text.append(reading.transcript)
             text = reading.transcript if self._live else None
@@ -211,7 +211,7 @@ class Tap:
             if restart:
                 self._format, self._stream_ms, self._live = audio.format, 0.0, True
                 self._output = LipsyncOutput(self.lipsync)
-            texts = tuple(self._text) if restart and not self._turn_fed else ()
+            texts = tuple(self._text) if restart else ()  # empty once the turn was fed
             work = Feed(pcm, audio.format, restart, texts, audio.chunk_id, self._stream_ms,
                         message, frame)  # fmt: skip
         elif reading.completes and self._inject and self._live and self._last is not None:
