@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
-from google import genai
 from openai import AsyncOpenAI
 from viseme_gateway_client import Visemes
 from viseme_gateway_client import genai as kit_genai
@@ -30,7 +29,7 @@ from tests.fakes.gemini import FakeGemini
 from tests.fakes.openai import FakeOpenAI
 from tests.test_processes import self_signed
 from tests.test_relay_elevenlabs import AGENT, BACKEND_KEY, Speaker, customer_backend
-from tests.test_relay_gemini import API_KEY_CONFIG
+from tests.test_relay_gemini import API_KEY_CONFIG, genai_client
 from tests.test_relay_openai import CONFIG
 from viseme_engine.engine import LoadedModels
 
@@ -129,14 +128,7 @@ async def test_genai_messages_come_with_their_visemes(
 ) -> None:
     fake, gw = gemini_world
     signed = await gw.sign("gemini", API_KEY_CONFIG)
-    client = genai.Client(
-        api_key=signed["api_key"],
-        http_options={
-            "base_url": signed["base_url"],
-            "api_version": "v1beta",
-            "async_client_args": {"ssl": gw.client_ssl},
-        },
-    )
+    client = genai_client(signed, gw)
     pairs = []
     config: Any = {"response_modalities": ["AUDIO"]}
     async with client.aio.live.connect(model="gemini-live-2.5", config=config) as session:

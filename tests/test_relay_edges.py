@@ -6,7 +6,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -126,23 +126,46 @@ async def test_revocation_closes_open_sessions_with_4001(
     await asyncio.wait_for(fake.last.closed.wait(), 1.0)
 
 
-async def test_redis_down_refuses_with_503(settings: Settings, loaded_models: LoadedModels) -> None:
-    port = free_port()
-    redis_proc = start_redis(port)
-    store = RedisStore.from_url(f"redis://127.0.0.1:{port}/0", "vg-edge:")
+class OwnRedis:
+    """A Redis of this test's own on a free port, to stop and start again at will."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc = start_redis(self.port)
+
+    def store(self, prefix: str) -> RedisStore:
+        return RedisStore.from_url(f"redis://127.0.0.1:{self.port}/0", prefix)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+    def start(self) -> None:
+        self.proc = start_redis(self.port)  # the same port: back, every old connection dead
+
+
+@contextlib.contextmanager
+def own_redis() -> Iterator[OwnRedis]:
+    redis = OwnRedis()
     try:
+        yield redis
+    finally:
+        redis.proc.kill()
+        redis.proc.wait()
+
+
+async def test_redis_down_refuses_with_503(settings: Settings, loaded_models: LoadedModels) -> None:
+    with own_redis() as redis:
         async with (
             FakeOpenAI(scenario="hold") as fake,
-            running_gateway(point_at(settings, fake), loaded_models, store=store) as gw,
+            running_gateway(
+                point_at(settings, fake), loaded_models, store=redis.store("vg-edge:")
+            ) as gw,
         ):
             signed_url = (await gw.sign("openai", OPENAI))["signed_url"]
-            redis_proc.terminate()
-            redis_proc.wait()
+            redis.stop()
             assert await handshake_status(gw, signed_url) == 503  # fails closed
             assert fake.connections == []
-    finally:
-        redis_proc.kill()
-        redis_proc.wait()
 
 
 async def test_unreachable_upstream_closes_the_client_with_1011(
@@ -335,27 +358,22 @@ async def test_a_revocation_lost_with_the_channel_is_caught_on_rejoining(
 async def test_the_first_check_after_a_redis_restart_does_not_fail(
     settings: Settings, loaded_models: LoadedModels
 ) -> None:
-    port = free_port()
-    redis_proc = start_redis(port)
-    store = RedisStore.from_url(f"redis://127.0.0.1:{port}/0", "vg-restart:")
-    try:
+    with own_redis() as redis:
         async with (
             FakeOpenAI(scenario="hold") as fake,
-            running_gateway(point_at(settings, fake), loaded_models, store=store) as gw,
+            running_gateway(
+                point_at(settings, fake), loaded_models, store=redis.store("vg-restart:")
+            ) as gw,
         ):
             first = (await gw.sign("openai", OPENAI))["signed_url"]
             async with gw.http.ws_connect(first) as ws:  # a pooled connection now exists
                 assert (await ws.receive_json(timeout=5))["type"] == "session.created"
-            redis_proc.terminate()
-            redis_proc.wait()
-            redis_proc = start_redis(port)  # back, with every old connection dead
+            redis.stop()
+            redis.start()
             second = (await gw.sign("openai", OPENAI))["signed_url"]
             async with gw.http.ws_connect(second) as ws:
                 assert (await ws.receive_json(timeout=5))["type"] == "session.created"
             assert len(fake.connections) == 2
-    finally:
-        redis_proc.kill()
-        redis_proc.wait()
 
 
 async def test_a_json_bomb_from_the_client_closes_its_session_with_1009(
@@ -433,26 +451,21 @@ async def test_a_lost_revocation_channel_is_logged_once_and_its_return_once(
 ) -> None:
     import logging
 
-    port = free_port()
-    redis_proc = start_redis(port)
-    store = RedisStore.from_url(f"redis://127.0.0.1:{port}/0", "vg-backoff:")
-    try:
+    with own_redis() as redis:
         async with (
             FakeOpenAI(scenario="hold") as fake,
-            running_gateway(point_at(settings, fake), loaded_models, store=store) as gw,
+            running_gateway(
+                point_at(settings, fake), loaded_models, store=redis.store("vg-backoff:")
+            ) as gw,
         ):
             await gw.sign("openai", OPENAI)
             await asyncio.sleep(0.3)  # the channel is joined
             caplog.set_level(logging.INFO, logger="gateway")
             caplog.clear()
-            redis_proc.terminate()
-            redis_proc.wait()
+            redis.stop()
             await asyncio.sleep(3.0)  # retrying, backing off
-            redis_proc = start_redis(port)
+            redis.start()
             await asyncio.sleep(3.0)  # at most 2 s between tries: back by now
-    finally:
-        redis_proc.kill()
-        redis_proc.wait()
     said = [r.getMessage() for r in caplog.records if r.name == "gateway"]
     lost = [m for m in said if m.startswith("revocation channel lost")]
     assert len(lost) == 1, said  # not two warnings a second

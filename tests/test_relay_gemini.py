@@ -45,6 +45,18 @@ class Tap:
         return getattr(self._ws, name)
 
 
+def genai_client(signed: dict[str, Any], gw: Gateway) -> genai.Client:
+    """The SDK as the README says: the token as its API key, the gateway as its base."""
+    return genai.Client(
+        api_key=signed["api_key"],
+        http_options={
+            "base_url": signed["base_url"],
+            "api_version": "v1beta",
+            "async_client_args": {"ssl": gw.client_ssl},
+        },
+    )
+
+
 @pytest.fixture
 async def world(
     settings: Settings, loaded_models: LoadedModels, redis_prefix: str, tmp_path: Path
@@ -61,14 +73,7 @@ async def test_sdk_live_session_gets_audio_and_visemes(world: tuple[FakeGemini, 
     fake, gw = world
     signed = await gw.sign("gemini", API_KEY_CONFIG)
     assert signed["base_url"] == gw.base
-    client = genai.Client(
-        api_key=signed["api_key"],
-        http_options={
-            "base_url": signed["base_url"],
-            "api_version": "v1beta",
-            "async_client_args": {"ssl": gw.client_ssl},
-        },
-    )
+    client = genai_client(signed, gw)
     config: Any = {"response_modalities": ["AUDIO"]}
     async with client.aio.live.connect(model="gemini-live-2.5", config=config) as session:
         tap = Tap(session._ws)
