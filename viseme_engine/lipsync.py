@@ -340,22 +340,23 @@ class LipsyncTrack:
         return out
 
 
-def rebase(entries: list[Entry], start_ms: int) -> list[Entry]:
-    """Copies with offsets relative to a chunk starting start_ms into the stream."""
+def rebase(entries: list[Entry], start_ms: float) -> list[Entry]:
+    """Copies with offsets relative to a chunk starting start_ms into the stream
+    (whole ms: a chunk may start between two)."""
     moved: list[Entry] = []
     for entry in entries:
         copy = entry.copy()
-        copy["offset"] = entry["offset"] - start_ms
+        copy["offset"] = round(entry["offset"] - start_ms)
         moved.append(copy)
     return moved
 
 
-def blendshapes_message(block: BlendshapeBlock, start_ms: int = 0) -> dict[str, dict[str, Any]]:
+def blendshapes_message(block: BlendshapeBlock, start_ms: float = 0) -> dict[str, dict[str, Any]]:
     """The wire shape per chunk: {"blendshapes": {"fps", "offset", "names", "frames"}}."""
     return {
         "blendshapes": {
             "fps": block["fps"],
-            "offset": block["offset"] - start_ms,
+            "offset": round(block["offset"] - start_ms),
             "names": list(ARKIT_NAMES),
             "frames": block["frames"],
         }

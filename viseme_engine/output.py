@@ -18,10 +18,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .lipsync import ARKIT_NAMES, Entry, LipsyncConfig, LipsyncTrack
+from .lipsync import (
+    BlendshapeBlock,
+    Entry,
+    LipsyncConfig,
+    LipsyncTrack,
+    blendshapes_message,
+    rebase,
+)
 from .smoothing import VisemeEvent
-
-_NAMES = list(ARKIT_NAMES)
 
 
 class LipsyncOutput:
@@ -45,11 +50,12 @@ class LipsyncOutput:
 
     def _wire(self, entries: list[Entry], start_ms: float) -> dict[str, Any]:
         if self.config.format != "arkit":
-            return {"visemes": [{**e, "offset": round(e["offset"] - start_ms)} for e in entries]}
+            return {"visemes": rebase(entries, start_ms)}
+        # A piece may hold two blocks (a push and the flush after it): contiguous frames.
         frames = [frame for block in entries for frame in block["frames"]]  # type: ignore[typeddict-item]
         if entries:
             offset = entries[0]["offset"]
         else:  # no frame is due yet: where the next one will be
             offset = round(1000 * self._track.frames_emitted / self.config.fps)
-        shapes = {"fps": self.config.fps, "offset": round(offset - start_ms), "names": _NAMES}
-        return {"blendshapes": {**shapes, "frames": frames}}
+        block = BlendshapeBlock(fps=self.config.fps, offset=offset, frames=frames)
+        return blendshapes_message(block, start_ms)
