@@ -14,6 +14,7 @@ const status = (text) => { $("status").textContent = text; };
 
 let apiKey = null; // page memory only
 let player = null;
+let talking = false; // talk.js draws the face while a conversation is on
 // What the face shows. sapi and oculus: a SAPI picture (`shown`), and for oculus the
 // name it stands for. arkit: the weights, computed for speech time `shownAt`.
 let shownKey = "";
@@ -156,7 +157,19 @@ function drawTimeline() {
   g.fillRect(playhead - 1, 0, 2, height);
 }
 
+// For talk.js (same module instance): the key as typed, and who draws the face.
+export const currentApiKey = () => apiKey;
+export function setTalking(on) {
+  talking = on;
+  shownKey = ""; // redraw from this page's own state when talk.js lets go
+  faceMarkup = "";
+}
+
 function frame() {
+  if (talking) {
+    requestAnimationFrame(frame);
+    return;
+  }
   if (player && player.format === "arkit") {
     // Held on the last frame when the audio ends or stalls, which is the speech's rest.
     showWeights(player.track, player.audioTime());
