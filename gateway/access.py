@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .apikeys import ApiKey
 from .errors import TokenError, TokenRevoked
-from .state import AUTH, CODEC, METRICS, STORE
+from .guard import caller
+from .keys import Key
+from .state import CODEC, METRICS, STORE
 from .tokens import TokenClaims
 
 
-def api_key(request: web.Request) -> ApiKey:
-    return request.app[AUTH].authenticate(request.headers.get("Authorization"))
+def api_key(request: web.Request) -> Key:
+    """The calling key (gateway/guard.py: enabled, from an allowed Origin)."""
+    return caller(request)
 
 
 async def verify_token(app: web.Application, token: str) -> TokenClaims:

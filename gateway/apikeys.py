@@ -1,13 +1,9 @@
-"""API keys: plain or `sha256:<hex>` in configuration, compared by digest in constant time."""
+"""API keys: plain or `sha256:<hex>` in configuration (gateway/keys.py compares them)."""
 
 from __future__ import annotations
 
 import hashlib
-import hmac
-from collections.abc import Iterable
 from dataclasses import dataclass
-
-from .errors import AuthError
 
 _HASH_PREFIX = "sha256:"
 
@@ -43,25 +39,3 @@ class ApiKey:
         if len(entry) < 16:
             raise ValueError("API keys must be at least 16 characters")
         return cls(hashlib.sha256(entry.encode()).digest())
-
-
-class Authenticator:
-    def __init__(self, keys: Iterable[ApiKey]) -> None:
-        self._keys = tuple(keys)
-
-    def authenticate(self, authorization: str | None) -> ApiKey:
-        """Check an `Authorization: Bearer <key>` header value."""
-        if not authorization:
-            raise AuthError()
-        scheme, _, presented = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not presented.strip():
-            raise AuthError()
-        digest = hashlib.sha256(presented.strip().encode()).digest()
-        found: ApiKey | None = None
-        # Compare against every key so the time taken does not say which one matched.
-        for key in self._keys:
-            if hmac.compare_digest(key.digest, digest):
-                found = key
-        if found is None:
-            raise AuthError()
-        return found

@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from providers import registry
@@ -23,19 +24,22 @@ from viseme_engine.engine import (
 from viseme_engine.smoothing import SmoothingConfig
 
 from . import (
+    cors,
     routes_demo,
     routes_ops,
     routes_stream,
     routes_tokens,
     routes_tts,
+    routes_usage,
     routes_visemes,
     routes_ws,
 )
-from .apikeys import Authenticator
 from .http import errors_middleware, metrics_middleware
+from .keys import Keys, watch
+from .limiter import Limiter
 from .load import Load
 from .metrics import Metrics
-from .revocation import MemoryStore, RedisStore, RevocationStore
+from .revocation import MemoryStore, RedisStore, RevocationStore, redis_client
 from .routes_stream import KIND, StreamToken
 from .sessions import SESSIONS, Sessions, close_sessions, sessions_ctx
 from .settings import Settings
@@ -45,15 +49,18 @@ from .state import (
     ENGINE,
     HTTP,
     LIFECYCLE,
+    LIMITER,
     LOAD,
     METRICS,
     REGISTRY,
     SETTINGS,
     STORE,
+    USAGE,
     EngineSlot,
     Lifecycle,
 )
 from .tokens import TokenCodec
+from .usage import Usage
 
 log = logging.getLogger("gateway")
 
@@ -69,11 +76,12 @@ def create_app(
     """
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[metrics_middleware, errors_middleware],
+        middlewares=[metrics_middleware, errors_middleware, cors.cors_middleware],
     )
+    app.on_response_prepare.append(cors.on_prepare)
     app[SETTINGS] = settings
     app[REGISTRY] = providers_for(settings)
-    app[AUTH] = Authenticator(settings.api_keys)
+    app[AUTH] = Keys(settings.api_keys, settings.keys_file)
     app[CODEC] = TokenCodec(settings.token_keys, providers=app[REGISTRY].token_kinds)
     app[METRICS] = Metrics()
     app[LIFECYCLE] = Lifecycle()
@@ -86,13 +94,18 @@ def create_app(
             else MemoryStore()
         )
     app[STORE] = store
+    counters = redis_client(settings.redis_url) if settings.redis_url else None
+    app[LIMITER] = Limiter(counters, settings.redis_prefix)
+    app[USAGE] = Usage(counters, settings.redis_prefix, app[METRICS])
     app.cleanup_ctx.append(_close_store)
+    app.cleanup_ctx.append(functools.partial(_policy_tasks, counters=counters))
     app.cleanup_ctx.append(functools.partial(_engine, models=models))
     app.cleanup_ctx.append(_http_client)
     app[SESSIONS] = Sessions()
     app.cleanup_ctx.append(sessions_ctx)
     app.on_shutdown.append(close_sessions)
     routes_tokens.add_routes(app)
+    routes_usage.add_routes(app)
     routes_visemes.add_routes(app)
     routes_tts.add_routes(app)
     routes_demo.add_routes(app)
@@ -129,6 +142,22 @@ async def _http_client(app: web.Application) -> AsyncIterator[None]:
 async def _close_store(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[STORE].close()
+
+
+async def _policy_tasks(
+    app: web.Application, counters: aioredis.Redis | None
+) -> AsyncIterator[None]:
+    """Reload the keys file when it changes; renew this process's leases."""
+    tasks = [asyncio.create_task(app[LIMITER].run_renewals(), name="renew-leases")]
+    poll = app[SETTINGS].keys_poll_seconds
+    if app[SETTINGS].keys_file is not None and poll > 0:
+        tasks.append(asyncio.create_task(watch(app[AUTH], poll), name="watch-keys-file"))
+    yield
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    if counters is not None:
+        await counters.aclose()
 
 
 async def _engine(app: web.Application, models: LoadedModels | None) -> AsyncIterator[None]:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from . import logs, workers
+from . import logs, routes_ops, workers
 from .apikeys import ApiKey
 from .app import create_app
 from .settings import (
@@ -30,7 +30,7 @@ from .settings import (
     load_settings,
     url_settings,
 )
-from .state import LIFECYCLE
+from .state import AUTH, LIFECYCLE
 
 log = logging.getLogger("gateway")
 # After the drain, requests still in flight get this long before they are
@@ -71,7 +71,7 @@ def with_dev_defaults(settings: Settings) -> Settings:
         )
         key = TokenKey("ephemeral", secrets.token_bytes(32))
         settings = dataclasses.replace(settings, token_keys=(key,))
-    if not settings.api_keys:
+    if not settings.api_keys and settings.keys_file is None:
         dev_key = "vg_dev_" + secrets.token_urlsafe(24)
         # Printed once, to the terminal only: without it nobody could call this gateway.
         print(
@@ -105,9 +105,22 @@ async def serve(settings: Settings, sock: socket.socket | None = None) -> None:
     """One gateway process; with `sock`, a worker on the parent's socket."""
     app = create_app(settings)
     runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=IN_FLIGHT_GRACE
+        app,
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=IN_FLIGHT_GRACE,
+        # aiohttp closes a connection that has not sent a whole request by then:
+        # the header timeout (slowloris), and the idle keep-alive limit.
+        keepalive_timeout=settings.header_timeout_seconds,
     )
     await runner.setup()
+    metrics_runner = await _metrics_listener(app, settings)
+    if settings.metrics_port is None and not routes_ops.metrics_on_public_port(settings):
+        log.warning(
+            "/metrics is not served: off loopback it needs %s (a listener of its own) or %s",
+            env_name("metrics_port"),
+            env_name("metrics_token"),
+        )
     context = _ssl_context(settings)
     site: web.BaseSite
     if sock is None:
@@ -124,6 +137,7 @@ async def serve(settings: Settings, sock: socket.socket | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, app[AUTH].reload)  # the keys file, now
     await stop.wait()
 
     # Readiness drops at once so load balancers stop sending; requests keep being
@@ -132,7 +146,22 @@ async def serve(settings: Settings, sock: socket.socket | None = None) -> None:
     log.info("draining for %.1f s", settings.drain_seconds)
     await asyncio.sleep(settings.drain_seconds)
     await runner.cleanup()
+    if metrics_runner is not None:
+        await metrics_runner.cleanup()
     log.info("stopped")
+
+
+async def _metrics_listener(app: web.Application, settings: Settings) -> web.AppRunner | None:
+    """/metrics on its own port; workers share it (SO_REUSEPORT), each sums them all."""
+    if settings.metrics_port is None:
+        return None
+    runner = web.AppRunner(routes_ops.metrics_app(app), handle_signals=False, access_log=None)
+    await runner.setup()
+    reuse = settings.metrics_port != 0
+    await web.TCPSite(runner, settings.host, settings.metrics_port, reuse_port=reuse).start()
+    for host, port, *_ in runner.addresses:
+        log.info("metrics served at http://%s:%d/metrics", host, port)
+    return runner
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -12,15 +13,16 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.web_protocol import RequestPayloadError
 
-from .errors import BadRequest, GatewayError, PayloadTooLarge
-from .state import METRICS
+from .errors import HTTP_CODES, BadRequest, GatewayError, PayloadTooLarge, RequestTimeout
+from .state import KEY_ID, METRICS, SETTINGS
 
 log = logging.getLogger("gateway")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def json_error(status: int, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status)
+def json_error(status: int, message: str, code: str, **extra: Any) -> web.Response:
+    """Every JSON error: a message for people and a stable `code` for programs."""
+    return web.json_response({"error": message, "code": code, **extra}, status=status)
 
 
 async def read_json(request: web.Request, limit: int) -> object:
@@ -28,14 +30,18 @@ async def read_json(request: web.Request, limit: int) -> object:
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"Request body larger than {limit} bytes")
     body = bytearray()
+    wait = request.app[SETTINGS].body_timeout_seconds  # between two reads, as nginx counts
     try:
         while len(body) <= limit:
-            chunk = await request.content.read(limit + 1 - len(body))
+            async with asyncio.timeout(wait):
+                chunk = await request.content.read(limit + 1 - len(body))
             if not chunk:
                 break
             body += chunk
     except (BadHttpMessage, RequestPayloadError):  # e.g. "gzip" on a body that is not gzip
         raise BadRequest("Request body could not be decoded (Content-Encoding)") from None
+    except TimeoutError:
+        raise RequestTimeout(f"No request body data for {wait:g} s") from None
     if len(body) > limit:
         raise PayloadTooLarge(f"Request body larger than {limit} bytes")
     try:
@@ -52,19 +58,22 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except GatewayError as exc:
-        response = json_error(exc.status, exc.message)
+        response = json_error(exc.status, exc.message, exc.code)
         response.headers.update(exc.headers)
+        refused = request.app[METRICS].refusals
+        refused.labels(request.get(KEY_ID, "-"), exc.code).inc()
         return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        response = json_error(exc.status, exc.reason)
+        code = HTTP_CODES.get(exc.status, "BAD_REQUEST" if exc.status < 500 else "INTERNAL")
+        response = json_error(exc.status, exc.reason, code)
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return json_error(500, "Internal server error")
+        return json_error(500, "Internal server error", "INTERNAL")
 
 
 @web.middleware

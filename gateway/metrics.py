@@ -88,6 +88,24 @@ class Metrics:
             ["provider", "kind"],
             registry=self.registry,
         )
+        # Per key: labelled by the key's id (never its secret); docs/protocols.md, "Usage".
+        self.usage = Counter(
+            "viseme_gateway_key_usage",
+            "Metered usage by key id and field (ms, counts, characters)",
+            ["key_id", "field"],
+            registry=self.registry,
+        )
+        self.usage_lost = Counter(
+            "viseme_gateway_usage_lost",
+            "Usage records that could not be written (Redis unreachable)",
+            registry=self.registry,
+        )
+        self.refusals = Counter(
+            "viseme_gateway_refusals",
+            "HTTP errors answered, by key id ('-' before the key is known) and code",
+            ["key_id", "code"],
+            registry=self.registry,
+        )
 
     def count_batch(self, model: str, rows: int) -> None:
         self.batches.labels(model).inc()

@@ -10,13 +10,45 @@ from providers.base import Provider, Route
 from providers.registry import Registry
 
 from . import __version__, schemas
+from .errors import error_codes
 from .routes_demo import ASSETS
+from .usage import FIELDS
 
 _REF = "#/components/schemas/{model}"
 _ERROR = {
     "type": "object",
-    "required": ["error"],
-    "properties": {"error": {"type": "string"}},
+    "required": ["error", "code"],
+    "properties": {
+        "error": {"type": "string", "description": "for people; may change"},
+        "code": {"enum": error_codes(), "description": "stable, for programs"},
+    },
+}
+_RETRY = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
+_USAGE_DAY = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {f: {"type": "integer"} for f in FIELDS},
+}
+_USAGE = {
+    "type": "object",
+    "required": ["from", "to", "keys"],
+    "properties": {
+        "from": {"type": "string", "format": "date"},
+        "to": {"type": "string", "format": "date"},
+        "keys": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["key_id", "name", "days", "total"],
+                "properties": {
+                    "key_id": {"type": "string"},
+                    "name": {"type": "string"},
+                    "days": {"type": "object", "additionalProperties": _USAGE_DAY},
+                    "total": _USAGE_DAY,
+                },
+            },
+        },
+    },
 }
 
 
@@ -28,12 +60,16 @@ def _errors(*statuses: int) -> dict[str, Any]:
     text = {
         400: "Invalid input; the message names the field",
         401: "Missing or invalid API key",
-        403: "The API key may not act on this token",
+        403: "Not allowed: this token, provider, model or Origin (the code says which)",
         404: "No such file",
         413: "Request body too large",
+        429: "Over the key's rate, quota or concurrency (the code says which)",
         503: "Revocation store unreachable",
     }
-    return {str(s): _json({"$ref": "#/components/schemas/Error"}, text[s]) for s in statuses}
+    out = {str(s): _json({"$ref": "#/components/schemas/Error"}, text[s]) for s in statuses}
+    if "429" in out:
+        out["429"]["headers"] = _RETRY
+    return out
 
 
 def _post(model: str, ok: dict[str, Any], summary: str, *errors: int) -> dict[str, Any]:
@@ -58,8 +94,8 @@ def _visemes() -> dict[str, Any]:
         '"chunk_duration_ms"}; event: error on failure',
         "content": {"text/event-stream": {"schema": _SSE_EVENT}},
     }
-    responses.update(_errors(413, 503))
-    responses["403"]["description"] = "Invalid API key"
+    responses.update(_errors(413, 429, 503))
+    responses["403"]["description"] = "Invalid API key, or the model or Origin not allowed"
     responses["503"]["description"] = "Viseme engine not ready"
     return operation
 
@@ -94,7 +130,10 @@ def _stream() -> dict[str, Any]:
         "101": {"description": "Switching Protocols: the stream"},
         "400": _json({"$ref": "#/components/schemas/Error"}, "Not a WebSocket upgrade"),
         "401": _json({"$ref": "#/components/schemas/Error"}, "Missing or invalid API key or token"),
-        "403": _json({"$ref": "#/components/schemas/Error"}, "Token revoked"),
+        "403": _json(
+            {"$ref": "#/components/schemas/Error"}, "Token revoked or used up, or not allowed"
+        ),
+        "429": _errors(429)["429"],
         "503": _json({"$ref": "#/components/schemas/Error"}, "Saturated or store unreachable"),
     }
     operation = {
@@ -105,6 +144,21 @@ def _stream() -> dict[str, Any]:
         "responses": responses,
     }
     return {"get": operation}
+
+
+def _usage() -> dict[str, Any]:
+    dates = [
+        {"name": n, "in": "query", "schema": {"type": "string", "format": "date"}}
+        for n in ("from", "to")
+    ]
+    key = {"name": "key_id", "in": "query", "schema": {"type": "string"}}
+    operation = _get(
+        "Metered usage per UTC day: the calling key's, or (an admin key) every key's",
+        {"200": _json(_USAGE, "Usage"), **_errors(400, 401, 403, 503)},
+    )
+    operation["get"]["parameters"] = [*dates, key]
+    operation["get"]["security"] = [{"bearer": []}]
+    return operation
 
 
 def _demo_page() -> dict[str, Any]:
@@ -152,7 +206,10 @@ def _websocket(takers: list[tuple[type[Provider[Any]], Route]]) -> dict[str, Any
         "101": {"description": "Switching Protocols: the relay session"},
         "400": _json({"$ref": "#/components/schemas/Error"}, "Not a WebSocket upgrade"),
         "401": _json({"$ref": "#/components/schemas/Error"}, "Missing or invalid token"),
-        "403": _json({"$ref": "#/components/schemas/Error"}, "Token revoked"),
+        "403": _json(
+            {"$ref": "#/components/schemas/Error"}, "Token revoked or used up, or not allowed"
+        ),
+        "429": _errors(429)["429"],
         "503": _json({"$ref": "#/components/schemas/Error"}, "Revocation store unreachable"),
     }
     if route.path_values:
@@ -240,7 +297,10 @@ def document(providers: Registry, public_url: str | None = None) -> dict[str, An
                 "Issue a signed URL for a provider",
                 400,
                 401,
+                403,
                 413,
+                429,
+                503,
             ),
             "/v1/tokens/revoke": _post(
                 "RevokeRequest",
@@ -261,6 +321,7 @@ def document(providers: Registry, public_url: str | None = None) -> dict[str, An
                 413,
                 503,
             ),
+            "/v1/usage": _usage(),
             "/v1/visemes": _visemes(),
             "/v1/visemes-audio": _visemes_audio(),
             "/v1/visemes/stream": _stream(),

@@ -29,6 +29,7 @@ from viseme_engine.engine import EngineStream, VisemeEngine
 from viseme_engine.lipsync import LipsyncConfig
 
 from .errors import RELAY_ERROR, TOO_BIG, TOO_DEEP, Close
+from .guard import Meter, Throttle
 from .load import Load
 from .metrics import Metrics
 
@@ -65,7 +66,11 @@ class Relay:
         lipsync: LipsyncConfig | None = None,
         load: Load | None = None,
         deadline_ms: float = 0.0,  # 0: visemes are waited for however long they take
+        meter: Meter | None = None,  # usage: audio analysed, visemes sent
+        throttle: Throttle | None = None,  # client messages per second (the key's policy)
     ) -> None:
+        self.meter = meter or Meter()
+        self._throttle = throttle
         self.provider = provider
         self._load = load or Load()
         self._priority = random.random()  # noqa: S311  # who keeps visemes under load (load.py)
@@ -139,6 +144,8 @@ class Relay:
             except ConnectionClosed:
                 return "upstream"
             self._metrics.relayed.labels(self.provider.name, "upstream").inc()
+            if self._throttle is not None:  # too fast: read the client more slowly
+                await self._throttle.take()
         return "client"
 
     async def _upstream_to_client(self) -> Side:
@@ -200,6 +207,9 @@ class Relay:
             self._load.audio(shed=reason in SHED)
         if result is not None:
             self._metrics.visemes_injected.labels(self.provider.name).inc(len(result.events))
+            self.meter.visemes += len(result.events)
+            if isinstance(work, Feed):
+                self.meter.audio_ms += work.duration_ms
         return self.tap.analysed(work, result)
 
     def _left(self, since: float) -> float | None:

@@ -132,6 +132,23 @@ return tostring(current)
 """
 
 
+def redis_client(url: str) -> aioredis.Redis:
+    """A client for the gateway's shared state (revocations, limits, usage).
+
+    Short timeouts: a dead Redis must fail a check fast (503), not hang it. One
+    retry on a fresh connection: after a Redis restart every pooled connection is
+    dead, and the first request must not fail for that (503).
+    """
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=1.0,
+        socket_connect_timeout=1.0,
+        health_check_interval=10,
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError],
+    )
+
+
 class RedisStore:
     kind = "redis"
 
@@ -141,18 +158,7 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str, prefix: str) -> RedisStore:
-        # Short timeouts: a dead Redis must fail a check fast (503), not hang it.
-        # One retry on a fresh connection: after a Redis restart every pooled
-        # connection is dead, and the first request must not fail for that (503).
-        client = aioredis.Redis.from_url(
-            url,
-            socket_timeout=1.0,
-            socket_connect_timeout=1.0,
-            health_check_interval=10,
-            retry=Retry(NoBackoff(), 1),
-            retry_on_error=[RedisConnectionError],
-        )
-        return cls(client, prefix)
+        return cls(redis_client(url), prefix)
 
     @property
     def _channel(self) -> str:

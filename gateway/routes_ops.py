@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import os
 
 from aiohttp import web
@@ -10,7 +11,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from viseme_engine.device import cuda_device_count
 
 from . import __version__
+from .errors import AuthError
+from .http import errors_middleware
 from .openapi import document
+from .settings import Settings, is_loopback
 from .state import ENGINE, LIFECYCLE, LOAD, METRICS, REGISTRY, SETTINGS, STORE
 from .workers import METRICS_DIR_ENV
 
@@ -60,6 +64,11 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    token = request.app[SETTINGS].metrics_token
+    if token is not None:
+        presented = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(presented, f"Bearer {token}".encode()):
+            raise AuthError("A valid metrics bearer token is required")
     shared = os.environ.get(METRICS_DIR_ENV)
     if shared:  # several workers (gateway/workers.py): the sum of all of them
         registry = CollectorRegistry()
@@ -82,5 +91,22 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/health", health)
-    app.router.add_get("/metrics", metrics)
+    if metrics_on_public_port(app[SETTINGS]):  # else on its own listener (metrics_app)
+        app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
+
+
+def metrics_on_public_port(settings: Settings) -> bool:
+    """On the public port only without a listener of its own, and off loopback only
+    behind its token: an open /metrics tells anyone the keys' ids and traffic."""
+    if settings.metrics_port is not None:
+        return False
+    return settings.metrics_token is not None or is_loopback(settings.host)
+
+
+def metrics_app(main: web.Application) -> web.Application:
+    """/metrics alone, for a listener of its own (VISEME_GATEWAY_METRICS_PORT)."""
+    app = web.Application(middlewares=[errors_middleware])
+    app[SETTINGS], app[METRICS] = main[SETTINGS], main[METRICS]
+    app.router.add_get("/metrics", metrics)
+    return app

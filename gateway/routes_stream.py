@@ -27,9 +27,10 @@ from viseme_engine.batcher import EngineOverloaded
 from viseme_engine.engine import EngineStream
 from viseme_engine.output import LipsyncOutput
 
-from . import schemas
+from . import guard, schemas
 from .access import api_key, verify_token
-from .errors import BadRequest, Close, Saturated, TokenMalformed
+from .errors import MODEL_REFUSED, BadRequest, Close, Saturated, TokenMalformed
+from .keys import Key
 from .relay import MAX_MESSAGE, close_reason
 from .sessions import SESSIONS, Session
 from .state import ENGINE, LOAD, METRICS, SETTINGS
@@ -76,18 +77,27 @@ async def stream(request: web.Request) -> web.StreamResponse:
         claims = await verify_token(app, token)
         if claims.provider != KIND:
             raise TokenMalformed(f"This token is for {claims.provider}, not this endpoint")
+        key = guard.token_owner(request, claims)
+        guard.allow(key, KIND, claims.viseme_model)
     else:
-        api_key(request)  # servers: their API key, 401 without
+        key = api_key(request)  # servers: their API key, 401 without
+        guard.allow(key, KIND)
     if app[LOAD].saturated:
         raise Saturated()
+    async with guard.session(request, key, claims):  # 429 / 403 before the upgrade
+        return await _serve(request, key, claims)
+
+
+async def _serve(request: web.Request, key: Key, claims: TokenClaims | None) -> web.StreamResponse:
+    app = request.app
     ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE + 1, compress=False, heartbeat=20.0)
     await ws.prepare(request)
-    session = VisemeSession(app, ws, claims)
+    session = VisemeSession(app, ws, claims, key)
     tracked = Session(claims, session)  # revocation (with a token) and shutdown close it
     app[SESSIONS].add(tracked)
     app[METRICS].sessions.labels(KIND).inc()
     try:
-        await session.run()
+        await guard.metered(app, key, session, session.meter, "stream_audio_ms", session.run())
     finally:
         app[SESSIONS].discard(tracked)
         app[METRICS].sessions.labels(KIND).dec()
@@ -98,8 +108,10 @@ class VisemeSession:
     """One connection: its engine stream (one per utterance) and its timeline."""
 
     def __init__(
-        self, app: web.Application, ws: web.WebSocketResponse, claims: TokenClaims | None
+        self, app: web.Application, ws: web.WebSocketResponse, claims: TokenClaims | None, key: Key
     ) -> None:
+        self.meter = guard.Meter()
+        self._key = key
         self._app = app
         self._ws = ws
         self._claims = claims
@@ -127,18 +139,18 @@ class VisemeSession:
         try:
             first = await self._ws.receive(timeout=CONFIG_TIMEOUT)
         except TimeoutError:
-            raise StreamError("bad_request", "no config message within 10 s") from None
+            raise StreamError("BAD_REQUEST", "no config message within 10 s") from None
         if first.type != WSMsgType.TEXT:
-            raise StreamError("bad_request", "the first message must be the JSON config")
+            raise StreamError("BAD_REQUEST", "the first message must be the JSON config")
         try:
             body = json.loads(first.data)
         except (ValueError, RecursionError):
-            raise StreamError("bad_request", "the config is not JSON", 1007) from None
+            raise StreamError("BAD_REQUEST", "the config is not JSON", 1007) from None
         try:
             start = schemas.parse(StreamStart, body, "Invalid config")
             fmt = AudioFormat(start.encoding, start.sample_rate)
         except (BadRequest, AudioError) as exc:
-            raise StreamError("bad_request", str(exc), 1007) from None
+            raise StreamError("BAD_REQUEST", str(exc), 1007) from None
         model: str = start.model
         chosen = start.lipsync
         if self._claims is not None:  # what the token fixes wins
@@ -147,9 +159,12 @@ class VisemeSession:
                 {**self._claims.provider_config, "viseme_model": model}
             )
             chosen = fixed.lipsync or chosen
+        if not self._key.policy.allows_model(model):
+            message = f"viseme model {model!r} is not allowed for this API key"
+            raise StreamError("MODEL_NOT_ALLOWED", message, MODEL_REFUSED.code)
         lipsync = schemas.lipsync_config(self._app[SETTINGS], chosen)
         if self._app[ENGINE].engine is None:
-            raise StreamError("engine_unavailable", "viseme engine is not ready", 1013)
+            raise StreamError("ENGINE_UNAVAILABLE", "viseme engine is not ready", 1013)
         ready = {"type": "ready", "sample_rate": fmt.sample_rate, "encoding": fmt.encoding}
         await self._send({**ready, "model": model, "lipsync": vars(lipsync)})
         return fmt, model, lipsync
@@ -169,7 +184,7 @@ class VisemeSession:
                     await self._ws.close(code=1000, message=b"closed by client")
                     return
                 else:
-                    raise StreamError("bad_request", f"unknown message type {kind!r}")
+                    raise StreamError("BAD_REQUEST", f"unknown message type {kind!r}")
             else:
                 return
 
@@ -180,7 +195,9 @@ class VisemeSession:
         duration_ms = fmt.duration_ms(len(pcm))
         if duration_ms > MAX_FRAME_SECONDS * 1000:
             raise StreamError(
-                "frame_too_long", f"a frame carries at most {MAX_FRAME_SECONDS} s of audio", 1009
+                "FRAME_SIZE_EXCEEDED",
+                f"a frame carries at most {MAX_FRAME_SECONDS} s of audio",
+                1009,
             )
         if self._stream is None or self._output is None:
             self._stream = engine.open_stream(model, fmt, lipsync=lipsync)
@@ -207,6 +224,8 @@ class VisemeSession:
             shape = output.push(events, stream.take_probs(), start_ms)
             self._app[LOAD].audio(shed=False)
             self._app[METRICS].visemes_injected.labels(KIND).inc(len(events))
+            self.meter.visemes += len(events)
+            self.meter.audio_ms += duration_ms
             await self._send({**reply, **shape})
         self._last_ms = self._at_ms
         self._at_ms += duration_ms
@@ -226,6 +245,7 @@ class VisemeSession:
             self._app[METRICS].visemes_skipped.labels(KIND, "overloaded").inc()
             await self._send({**reply, "visemes": [], "skipped": "overloaded"})
             return
+        self.meter.visemes += len(events)
         shape = output.push(events, stream.take_probs(), self._last_ms - self._stream_at, True)
         await self._send({**reply, **shape})
 

@@ -12,8 +12,9 @@ from providers.base import signed_url_answer
 from . import routes_stream, schemas
 from .access import api_key
 from .errors import Forbidden, TokenError
+from .guard import allow
 from .http import read_json
-from .state import CODEC, METRICS, REGISTRY, SETTINGS, STORE
+from .state import CODEC, LIMITER, METRICS, REGISTRY, SETTINGS, STORE
 
 # Token requests are small; a tight limit keeps junk from being buffered.
 BODY_LIMIT = 64 * 1024
@@ -36,6 +37,11 @@ async def get_signed_url(request: web.Request) -> web.Response:
     spec: Any = getattr(body, "config")  # noqa: B009  # a model built from the registry
     provider_config = spec.provider_config.model_dump(exclude_none=True)
     viseme_model = provider_config.pop("viseme_model")
+    allow(key, spec.provider, viseme_model)
+    policy = key.policy  # counted once the request is valid, before any work
+    await request.app[LIMITER].rate(
+        "signed-url", key.key_id, policy.signed_urls_per_second, policy.signed_url_burst
+    )
     token, claims = request.app[CODEC].issue(
         sub=key.key_id,
         provider=spec.provider,

@@ -24,11 +24,11 @@ from viseme_engine.engine import MODEL_LANGUAGES, EngineStream
 from viseme_engine.output import LipsyncOutput
 from viseme_engine.text_align import ESPEAK_VOICE
 
-from . import schemas
-from .errors import EngineUnavailable
+from . import guard, schemas
+from .errors import ConcurrencyLimit, EngineUnavailable
 from .http import read_json
 from .sse import SSE_HEADERS, client_gone, require_api_key, sse
-from .state import ENGINE, HTTP, SETTINGS
+from .state import ENGINE, HTTP, LIMITER, SETTINGS, USAGE
 
 log = logging.getLogger("gateway")
 # espeak-ng voice per viseme model: the language its transcripts are phonemized in too
@@ -46,16 +46,32 @@ _Item = _Chunk | TtsError | None  # None: the speech ended without a last chunk
 
 
 async def visemes_audio(request: web.Request) -> web.StreamResponse:
-    require_api_key(request)
+    key = require_api_key(request)
     settings = request.app[SETTINGS]
     body = schemas.parse(
         schemas.VisemesAudioRequest,
         await read_json(request, settings.max_body_bytes),
         "Invalid request",
     )
-    engine = request.app[ENGINE].engine
-    if engine is None:
+    guard.allow(key, model=body.model)
+    await guard.check_quota(request.app, key)
+    if request.app[ENGINE].engine is None:
         raise EngineUnavailable("Viseme engine is not ready")
+    limit, meter = key.policy.tts_concurrency, guard.Meter()
+    async with request.app[LIMITER].holding("tts_requests", key.key_id, limit, ConcurrencyLimit):
+        try:
+            return await _speak(request, body, meter)
+        finally:
+            audio, _ = meter.take()
+            usage = request.app[USAGE]
+            await usage.record(key.key_id, tts_characters=len(body.text), tts_audio_ms=audio)
+
+
+async def _speak(
+    request: web.Request, body: schemas.VisemesAudioRequest, meter: guard.Meter
+) -> web.StreamResponse:
+    settings, engine = request.app[SETTINGS], request.app[ENGINE].engine
+    assert engine is not None
     tts_class = ENGINES[body.tts_engine]
     tts = tts_class(
         request.app[HTTP], settings.urls_for(tts_class.urls), settings.tts_timeout_seconds
@@ -76,7 +92,9 @@ async def visemes_audio(request: web.Request) -> web.StreamResponse:
         producer = tasks.create_task(
             _produce(tts, split_sentences(body.text), speech, chunk_bytes, queue)
         )
-        consumer = tasks.create_task(_consume(request, response, (stream, output), queue, fmt))
+        consumer = tasks.create_task(
+            _consume(request, response, (stream, output, meter), queue, fmt)
+        )
         watcher = tasks.create_task(_watch(request))
         await asyncio.wait((consumer, watcher), return_when=asyncio.FIRST_COMPLETED)
         # Done, failed or the client left: nothing of this request lives on. No
@@ -131,7 +149,7 @@ async def _produce(
 async def _consume(
     request: web.Request,
     response: web.StreamResponse,
-    streams: tuple[EngineStream, LipsyncOutput],
+    streams: tuple[EngineStream, LipsyncOutput, guard.Meter],
     queue: asyncio.Queue[_Item],
     fmt: AudioFormat,
 ) -> None:
@@ -144,11 +162,11 @@ async def _consume(
 async def _write_events(
     request: web.Request,
     response: web.StreamResponse,
-    streams: tuple[EngineStream, LipsyncOutput],
+    streams: tuple[EngineStream, LipsyncOutput, guard.Meter],
     queue: asyncio.Queue[_Item],
     fmt: AudioFormat,
 ) -> None:
-    stream, output = streams
+    stream, output, meter = streams
     sequence = 0
     flushed = False
     while (item := await queue.get()) is not None:
@@ -175,6 +193,7 @@ async def _write_events(
         except EngineOverloaded as exc:
             await response.write(sse({"message": str(exc), "audio_sequence": sequence}, "error"))
             return
+        meter.audio_ms += fmt.duration_ms(len(item.pcm))
         piece = output.push(events, stream.take_probs(), final=flushed)
         await response.write(sse(_visemes(piece, duration_ms, sequence)))
         sequence += 1
@@ -183,7 +202,7 @@ async def _write_events(
     if not flushed and sequence:  # the last sentence gave no audio: flush after all
         piece = output.push(await stream.flush(), stream.take_probs(), final=True)
         await response.write(sse(_visemes(piece, 0, sequence - 1)))
-    await response.write_eof()
+    # The end of the stream is written once the handler returns: after its usage is.
 
 
 def _visemes(piece: dict[str, object], duration_ms: int, sequence: int) -> dict[str, object]:

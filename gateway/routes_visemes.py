@@ -13,11 +13,11 @@ from viseme_engine.batcher import EngineOverloaded
 from viseme_engine.engine import EngineStream
 from viseme_engine.output import LipsyncOutput
 
-from . import schemas
-from .errors import BadRequest, EngineUnavailable
+from . import guard, schemas
+from .errors import BadRequest, ConcurrencyLimit, EngineUnavailable
 from .http import read_json
 from .sse import SSE_HEADERS, client_gone, require_api_key, sse
-from .state import ENGINE, SETTINGS
+from .state import ENGINE, LIMITER, SETTINGS, USAGE
 
 log = logging.getLogger("gateway")
 
@@ -41,7 +41,7 @@ def _audio(body: schemas.VisemesRequest) -> tuple[AudioFormat, bytes]:
 
 
 async def visemes(request: web.Request) -> web.StreamResponse:
-    require_api_key(request)
+    key = require_api_key(request)
     settings = request.app[SETTINGS]
     body = schemas.parse(
         schemas.VisemesRequest,
@@ -55,9 +55,32 @@ async def visemes(request: web.Request) -> web.StreamResponse:
             f"Invalid audio data: {seconds:.0f} s is longer than the "
             f"{settings.max_audio_seconds:.0f} s limit"
         )
+    guard.allow(key, model=body.model)
+    await guard.check_quota(request.app, key, adding_ms=seconds * 1000)
     engine = request.app[ENGINE].engine
     if engine is None:
         raise EngineUnavailable("Viseme engine is not ready")
+    limit = key.policy.visemes_concurrency
+    meter = guard.Meter()
+    async with request.app[LIMITER].holding(
+        "visemes_requests", key.key_id, limit, ConcurrencyLimit
+    ):
+        try:
+            return await _answer(request, body, (fmt, data), meter)
+        finally:
+            audio, visemes = meter.take()
+            await request.app[USAGE].record(key.key_id, visemes_audio_ms=audio, visemes=visemes)
+
+
+async def _answer(
+    request: web.Request,
+    body: schemas.VisemesRequest,
+    audio: tuple[AudioFormat, bytes],
+    meter: guard.Meter,
+) -> web.StreamResponse:
+    settings, (fmt, data) = request.app[SETTINGS], audio
+    engine = request.app[ENGINE].engine
+    assert engine is not None
     use_text = settings.text_informed and body.use_text and bool(body.text and body.text.strip())
     lipsync = schemas.lipsync_config(settings, body.lipsync)
     stream = engine.open_stream(body.model, fmt, use_text=use_text, lipsync=lipsync)
@@ -68,7 +91,7 @@ async def visemes(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
     try:
-        await _stream_chunks(request, response, (stream, output), data, chunk_bytes, fmt)
+        await _stream_chunks(request, response, (stream, output, meter), data, chunk_bytes, fmt)
     except ConnectionError:  # the client left; its stream dies with this frame
         log.info("client left /v1/visemes mid-stream")
     return response
@@ -77,12 +100,12 @@ async def visemes(request: web.Request) -> web.StreamResponse:
 async def _stream_chunks(
     request: web.Request,
     response: web.StreamResponse,
-    streams: tuple[EngineStream, LipsyncOutput],
+    streams: tuple[EngineStream, LipsyncOutput, guard.Meter],
     data: bytes,
     chunk_bytes: int,
     fmt: AudioFormat,
 ) -> None:
-    stream, output = streams
+    stream, output, meter = streams
     total = -(-len(data) // chunk_bytes)
     for index in range(total):
         if client_gone(request):
@@ -96,6 +119,8 @@ async def _stream_chunks(
         except EngineOverloaded as exc:
             await response.write(sse({"message": str(exc), "chunk_id": index + 1}, "error"))
             return
+        meter.audio_ms += fmt.duration_ms(len(chunk))
+        meter.visemes += len(events)
         duration_ms = round(fmt.duration_ms(len(chunk)))
         payload = {
             **output.push(events, stream.take_probs(), final=index == total - 1),
@@ -103,7 +128,7 @@ async def _stream_chunks(
             "chunk_duration_ms": duration_ms,
         }
         await response.write(sse(payload))
-    await response.write_eof()
+    # The end of the stream is written once the handler returns: after its usage is.
 
 
 def add_routes(app: web.Application) -> None:

@@ -20,9 +20,11 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from providers.base import Options, Provider, ProviderConfig, Route, UpstreamRefused
 
-from . import schemas
+from . import guard, schemas
 from .access import verify_token
 from .errors import UNREACHABLE, Saturated, TokenMalformed, upstream_refused
+from .guard import allow, token_owner
+from .keys import Key
 from .relay import Relay, client_response, connect_options
 from .sessions import SESSIONS, Session
 from .state import ENGINE, HTTP, LOAD, METRICS, REGISTRY, SETTINGS
@@ -48,6 +50,8 @@ async def relay_endpoint(request: web.Request, takers: Takers) -> web.StreamResp
     mine = [c for c, _ in takers if c.name == claims.provider]
     if not mine:
         raise TokenMalformed(f"This token is for {claims.provider}, not this endpoint")
+    key = token_owner(request, claims)  # still enabled, this Origin allowed
+    allow(key, claims.provider, claims.viseme_model)  # the policy may have changed since
     cls = mine[0]
     # Checked again as when it was signed: a config short of a field would fail
     # only later, mid-connect (only a holder of the token key could make one).
@@ -57,15 +61,17 @@ async def relay_endpoint(request: web.Request, takers: Takers) -> web.StreamResp
         )
     except ValidationError:
         raise TokenMalformed("Token config is not valid") from None
-    return await _relay(request, claims, cls, config)
+    async with guard.session(request, key, claims):  # 429 / 403 before the upgrade
+        return await _relay(request, (key, claims), cls, config)
 
 
 async def _relay(
     request: web.Request,
-    claims: TokenClaims,
+    owner: tuple[Key, TokenClaims],
     cls: type[Provider[Any]],
     config: ProviderConfig,
 ) -> web.StreamResponse:
+    key, claims = owner
     app = request.app
     settings, metrics = app[SETTINGS], app[METRICS]
     provider = cls(config, Options(settings.urls_for(cls.urls), settings.text_informed))
@@ -97,12 +103,16 @@ async def _relay(
         lipsync=schemas.lipsync_config(settings, config.lipsync),
         load=app[LOAD],
         deadline_ms=settings.viseme_deadline_ms,
+        meter=(meter := guard.Meter()),
+        throttle=guard.Throttle(
+            key.policy.client_messages_per_second, key.policy.client_message_burst
+        ),
     )
     session = Session(claims, relay)
     app[SESSIONS].add(session)
     metrics.sessions.labels(provider.name).inc()
     try:
-        await relay.run()
+        await guard.metered(app, key, relay, meter, "provider_audio_ms", relay.run())
     finally:
         app[SESSIONS].discard(session)
         metrics.sessions.labels(provider.name).dec()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -21,6 +22,7 @@ from providers import registry
 from providers.base import UrlSetting
 
 from .apikeys import ApiKey
+from .keys import load_keyring
 
 ENV_PREFIX = "VISEME_GATEWAY_"
 _KID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -44,6 +46,8 @@ class Settings:
     public_url: str | None = None
     api_keys: tuple[ApiKey, ...] = ()
     api_keys_file: Path | None = None
+    keys_file: Path | None = None  # TOML: keys with their policies (gateway/keys.py)
+    keys_poll_seconds: float = 2.0  # how often the keys file is checked (0: on SIGHUP only)
     token_keys: tuple[TokenKey, ...] = ()
     redis_url: str | None = None
     redis_prefix: str = "viseme-gateway:"
@@ -71,6 +75,13 @@ class Settings:
     tts_timeout_seconds: float = 15.0
     drain_seconds: float = 5.0
     max_body_bytes: int = 64 * 1024 * 1024
+    # Slow clients (slowloris), as nginx's client_header_timeout / client_body_timeout:
+    # a request's headers must be in within this long of the connection opening (or
+    # of the last response on it), and a body may pause at most this long between reads.
+    header_timeout_seconds: float = 60.0
+    body_timeout_seconds: float = 60.0
+    metrics_port: int | None = None  # /metrics on a listener of its own (then not on `port`)
+    metrics_token: str | None = field(default=None, repr=False)  # /metrics wants this bearer
     log_level: str = "INFO"
 
     @property
@@ -89,6 +100,8 @@ HELP: dict[str, str] = {
     "public_url": "base URL clients reach this gateway at, e.g. https://gw.example.com",
     "api_keys": "comma-separated API keys, plain or sha256:<hex>",
     "api_keys_file": "file with one API key (plain or sha256:<hex>) per line",
+    "keys_file": "TOML keys file: each key's id, secret and policy (reloaded on change, SIGHUP)",
+    "keys_poll_seconds": "seconds between checks of the keys file for changes (0: SIGHUP only)",
     "token_keys": "comma-separated kid:base64url-32-byte-key; the first signs, all decrypt",
     "redis_url": "Redis for revocation state shared by replicas (unset: in-memory)",
     "redis_prefix": "prefix of every Redis key this gateway writes",
@@ -110,6 +123,10 @@ HELP: dict[str, str] = {
     "tts_timeout_seconds": "longest a TTS upstream or espeak-ng may stay silent before it fails",
     "drain_seconds": "seconds between SIGTERM and closing open WebSockets",
     "max_body_bytes": "largest accepted request body in bytes",
+    "header_timeout_seconds": "seconds a connection has to send a request's headers (slowloris)",
+    "body_timeout_seconds": "longest pause between two reads of a request body",
+    "metrics_port": "serve /metrics on this port only (a listener of its own)",
+    "metrics_token": "bearer token /metrics requires (unset: none)",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
 }
 
@@ -202,6 +219,12 @@ def _choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
+def _secret(raw: str) -> str:
+    if len(raw) < 16:
+        raise ValueError("must be at least 16 characters")
+    return raw
+
+
 def _redis_url(raw: str) -> str:
     return _url("redis", "rediss", "unix")(raw)
 
@@ -219,6 +242,8 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "public_url": _public_url,
     "api_keys": _api_keys,
     "api_keys_file": _existing_file,
+    "keys_file": _existing_file,
+    "keys_poll_seconds": _number(0, 3600),
     "token_keys": _token_keys,
     "redis_url": _redis_url,
     "redis_prefix": _prefix,
@@ -240,6 +265,10 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "tts_timeout_seconds": _number(0.1, 600),
     "drain_seconds": _number(0, 3600),
     "max_body_bytes": _int_range(1024, 1024**3),
+    "header_timeout_seconds": _number(0.1, 3600),
+    "body_timeout_seconds": _number(0.1, 3600),
+    "metrics_port": _int_range(0, 65535),
+    "metrics_token": _secret,
     "log_level": lambda raw: _choice("debug", "info", "warning", "error")(raw).upper(),
 }
 
@@ -269,9 +298,28 @@ def load_settings(
             f"{env_name('workers')}={values['workers']} needs {env_name('redis_url')}: "
             "each worker is a process of its own, and only Redis carries a revocation to all"
         )
+    if "keys_file" in values:
+        try:
+            load_keyring(values.get("api_keys", ()), values["keys_file"])
+        except ValueError as exc:
+            raise ConfigError(f"{env_name('keys_file')}: {exc}") from None
+    if not values.get("public_url") and not is_loopback(values.get("host", "127.0.0.1")):
+        raise ConfigError(
+            f"{env_name('public_url')} is required when listening on {values['host']} (not "
+            "loopback): signed URLs must not take their host from a request's Host header"
+        )
     if ("tls_cert" in values) != ("tls_key" in values):
         raise ConfigError(f"{env_name('tls_cert')} and {env_name('tls_key')} must be set together")
     return Settings(**values)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def url_settings(provider_modules: Sequence[str]) -> tuple[UrlSetting, ...]:

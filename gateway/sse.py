@@ -6,18 +6,19 @@ import json
 
 from aiohttp import web
 
-from .errors import AuthError, Forbidden
-from .state import AUTH
+from .errors import AuthError, ForbiddenKey
+from .guard import caller
+from .keys import Key
 
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
 
 
-def require_api_key(request: web.Request) -> None:
+def require_api_key(request: web.Request) -> Key:
     """Bearer API key check answering 403, as the Mascot Bot API these routes mimic did."""
     try:
-        request.app[AUTH].authenticate(request.headers.get("Authorization"))
+        return caller(request)
     except AuthError:
-        raise Forbidden("Invalid API key") from None
+        raise ForbiddenKey() from None
 
 
 def sse(payload: dict[str, object], event: str | None = None) -> bytes:

@@ -10,12 +10,14 @@ from aiohttp import web
 from providers.registry import Registry
 from viseme_engine.engine import VisemeEngine
 
-from .apikeys import Authenticator
+from .keys import Keys
+from .limiter import Limiter
 from .load import Load
 from .metrics import Metrics
 from .revocation import RevocationStore
 from .settings import Settings
 from .tokens import TokenCodec
+from .usage import Usage
 
 
 @dataclass
@@ -32,7 +34,7 @@ class EngineSlot:
 
 
 SETTINGS = web.AppKey("settings", Settings)
-AUTH = web.AppKey("auth", Authenticator)
+AUTH = web.AppKey("auth", Keys)  # the keys in force (gateway/keys.py)
 CODEC = web.AppKey("codec", TokenCodec)
 STORE = web.AppKey("store", RevocationStore)
 METRICS = web.AppKey("metrics", Metrics)
@@ -41,3 +43,6 @@ ENGINE = web.AppKey("engine", EngineSlot)
 LOAD = web.AppKey("load", Load)  # shed audio over the last second: saturation
 REGISTRY = web.AppKey("registry", Registry)  # the providers this gateway serves
 HTTP = web.AppKey("http", aiohttp.ClientSession)  # outbound calls to providers' REST APIs
+LIMITER = web.AppKey("limiter", Limiter)  # the counters behind key policies
+USAGE = web.AppKey("usage", Usage)  # usage metering per key and day
+KEY_ID = web.RequestKey("key_id", str)  # the calling key, once known

@@ -7,7 +7,7 @@ them. Each child is a whole gateway (app, engine, sessions); what they must
 agree on lives outside them: revocations in Redis (so more than one worker
 needs Redis; every child follows the revocation channel) and metrics in
 prometheus_client's multiprocess files, which any child's /metrics sums
-(the session gauge as a live sum). The parent forwards SIGTERM and SIGINT,
+(the session gauge as a live sum). The parent forwards SIGTERM, SIGINT and SIGHUP,
 restarts a child that dies, and exits when all have stopped.
 """
 
@@ -50,6 +50,7 @@ def run(count: int, sock: socket.socket, child: Callable[[int], int]) -> int:
             if pid == 0:  # the child: a whole gateway of its own
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                     signal.signal(sig, signal.SIG_DFL)
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until serve() reloads on it
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
                 _use_multiprocess_metrics(metrics_dir)
                 code = 1
@@ -70,8 +71,14 @@ def run(count: int, sock: socket.socket, child: Callable[[int], int]) -> int:
             with contextlib.suppress(ProcessLookupError):  # already gone
                 os.kill(pid, signal.SIGTERM)
 
+    def reload(signum: int, frame: FrameType | None) -> None:
+        for pid in children:  # each worker reads the keys file again
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)
+
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, reload)
     for index in range(count):
         start(index)
     log.info("started %d workers", count)

@@ -167,7 +167,10 @@ async def test_bad_config_names_the_problem(client: Client, body: object, field:
 async def test_bad_json_and_methods_and_sizes(client: Client) -> None:
     response = await client.post("/v1/get-signed-url", data=b"{nope", headers=AUTH)
     assert response.status == 400
-    assert await response.json() == {"error": "Request body is not valid JSON"}
+    assert await response.json() == {
+        "error": "Request body is not valid JSON",
+        "code": "BAD_REQUEST",
+    }
     response = await client.get("/v1/get-signed-url", headers=AUTH)
     assert response.status == 405
     assert response.headers["Allow"] == "POST"
@@ -214,7 +217,7 @@ async def test_bad_api_key(client: Client, headers: dict[str, str]) -> None:
     for path in ("/v1/get-signed-url", "/v1/tokens/revoke", "/v1/tokens/introspect"):
         response = await client.post(path, json=body, headers=headers)
         assert response.status == 401
-        assert await response.json() == {"error": "Invalid API key"}
+        assert await response.json() == {"error": "Invalid API key", "code": "INVALID_API_KEY"}
 
 
 async def introspect(client: Client, token: str, headers: dict[str, str] = AUTH) -> Any:

@@ -91,7 +91,7 @@ def test_broken_models_keep_the_gateway_up_but_not_ready(
         )
         assert (response.status_code, response.json()) == (
             503,
-            {"error": "Viseme engine is not ready"},
+            {"error": "Viseme engine is not ready", "code": "ENGINE_UNAVAILABLE"},
         )
     finally:
         gateway.stop(timeout=10)

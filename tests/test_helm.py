@@ -87,6 +87,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         },
         "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
     },
+    "keys-file": {**KEYS_SECRET, "keysFile": {"existingSecret": "vg-policy"}},
     "internal-redis-persistent": {
         **KEYS_SECRET,
         "replicaCount": 2,
@@ -248,6 +249,22 @@ def test_secrets_come_only_from_the_existing_secret(rendered: dict[str, list[Man
     assert env["VISEME_GATEWAY_PUBLIC_URL"]["value"] == "https://gw.example.com"
 
 
+def test_the_keys_file_comes_from_its_secret_as_a_folder(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    dep = deployment(rendered["keys-file"])
+    c = container(dep)
+    env = env_of(c)
+    (mount,) = [m for m in c["volumeMounts"] if m["name"] == "keys"]
+    assert "subPath" not in mount  # a subPath mount would never see the Secret change
+    assert env["VISEME_GATEWAY_KEYS_FILE"]["value"] == mount["mountPath"] + "/keys.toml"
+    (volume,) = [v for v in dep["spec"]["template"]["spec"]["volumes"] if v["name"] == "keys"]
+    assert volume["secret"]["secretName"] == "vg-policy"
+    # Plain API keys are optional then: the keys file may hold every key.
+    assert env["VISEME_GATEWAY_API_KEYS"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    assert "VISEME_GATEWAY_KEYS_FILE" not in env_of(container(deployment(rendered["defaults"])))
+
+
 def test_gpu(rendered: dict[str, list[Manifest]]) -> None:
     dep = deployment(rendered["gpu"])
     pod = dep["spec"]["template"]["spec"]
@@ -312,7 +329,15 @@ def test_ingress_route_monitor_and_internal_redis_point_at_the_gateway(
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     assert selects(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
     (endpoint,) = monitor["spec"]["endpoints"]
-    assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
+    assert (endpoint["port"], endpoint["path"]) == ("metrics", "/metrics")
+    # That port is the gateway's own /metrics listener, not the public one.
+    metrics_port = next(p for p in service["spec"]["ports"] if p["name"] == "metrics")
+    assert metrics_port["targetPort"] == "metrics"
+    gateway = container(deployment(docs))
+    listener = env_of(gateway)["VISEME_GATEWAY_METRICS_PORT"]["value"]
+    assert container_port(gateway, "metrics") == int(listener)
+    # No publicUrl set: the Ingress host, never a request's Host header.
+    assert env_of(gateway)["VISEME_GATEWAY_PUBLIC_URL"]["value"] == "https://gw.example.com"
 
     redis_service = one(docs, "Service", f"{FULLNAME}-redis")
     redis_pod = one(docs, "Deployment", f"{FULLNAME}-redis")["spec"]["template"]
@@ -351,9 +376,10 @@ def test_selectors_pick_the_gateway_pods(name: str, rendered: dict[str, list[Man
     assert selects(one(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"], labels)
     policy = one(docs, "NetworkPolicy", FULLNAME)
     assert selects(policy["spec"]["podSelector"]["matchLabels"], labels)
-    # Clients and scrapers may reach the gateway's port, and only that port.
-    ingress_ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
-    assert ingress_ports == {"http"}
+    # Clients may reach the gateway's port and scrapers its metrics port, and only those.
+    # (rules in the order of networkPolicy.ingressFrom, then networkPolicy.metricsFrom)
+    ports = [[p["port"] for p in rule["ports"]] for rule in policy["spec"]["ingress"]]
+    assert ports == [["http"], ["metrics"]]
 
 
 @pytest.mark.parametrize("name", VALUE_SETS)
@@ -436,7 +462,10 @@ def test_rendered_deployment_runs_the_real_gateway(token_key: TokenKey, redis_pr
     probes = {kind: c[f"{kind}Probe"]["httpGet"] for kind in ("startup", "liveness", "readiness")}
     for probe in probes.values():
         assert container_port(c, probe["port"]) == port
-    env.update(VISEME_GATEWAY_HOST="127.0.0.1", VISEME_GATEWAY_PORT="0")
+    assert int(env["VISEME_GATEWAY_METRICS_PORT"]) == container_port(c, "metrics")
+    env.update(
+        VISEME_GATEWAY_HOST="127.0.0.1", VISEME_GATEWAY_PORT="0", VISEME_GATEWAY_METRICS_PORT="0"
+    )
 
     args = c["args"]
     assert args[0] == "serve"

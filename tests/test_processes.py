@@ -120,7 +120,10 @@ def test_redis_outage_fails_closed_and_recovers(token_key: TokenKey) -> None:
         redis_proc.wait()
         response = introspect(base, token)
         assert response.status_code == 503
-        assert response.json() == {"error": "Revocation store unavailable"}
+        assert response.json() == {
+            "error": "Revocation store unavailable",
+            "code": "STORE_UNAVAILABLE",
+        }
         ready = requests.get(f"{base}/readyz", timeout=5)
         assert ready.status_code == 503
         assert "redis unreachable" in ready.json()["reasons"]

@@ -140,7 +140,7 @@ async def test_a_bad_config_is_an_error_then_a_close_that_says_why(
             await ws.send_json(first)
         error = await receive(ws)
         assert error["type"] == "error"
-        assert error["code"] == "bad_request"
+        assert error["code"] == "BAD_REQUEST"
         assert error["message"].startswith(reason)
         got_code, got_reason = await closed(ws)
     assert got_code == code
@@ -196,7 +196,7 @@ async def test_a_flush_is_always_answered_and_a_huge_frame_refused(gw: Gateway) 
         await ws.send_bytes(b"\x7f" * 8000 * 11)  # 11 s in one frame
         error = await receive(ws)
         assert (error["code"], error["message"]) == (
-            "frame_too_long",
+            "FRAME_SIZE_EXCEEDED",
             "a frame carries at most 10 s of audio",
         )
         assert (await closed(ws))[0] == 1009

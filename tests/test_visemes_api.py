@@ -219,7 +219,10 @@ async def test_length_limit_key_and_body_size(make_client: MakeClient) -> None:
     assert response.status == 400
     assert "limit" in (await response.json())["error"]
     response = await client.post("/v1/visemes", json={"audio": "AAAA"})
-    assert (response.status, await response.json()) == (403, {"error": "Invalid API key"})
+    assert (response.status, await response.json()) == (
+        403,
+        {"error": "Invalid API key", "code": "INVALID_API_KEY"},
+    )
     bad = {"Authorization": "Bearer nope-nope-nope-nope"}
     response = await client.post("/v1/visemes", json={"audio": "AAAA"}, headers=bad)
     assert response.status == 403

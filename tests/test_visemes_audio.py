@@ -265,7 +265,10 @@ async def test_bad_key_is_403(make_client: MakeClient) -> None:
     client = await make_client()
     for headers in ({}, {"Authorization": "Bearer not-a-key-at-all"}):
         response = await client.post("/v1/visemes-audio", json={"text": "hi"}, headers=headers)
-        assert (response.status, await response.json()) == (403, {"error": "Invalid API key"})
+        assert (response.status, await response.json()) == (
+            403,
+            {"error": "Invalid API key", "code": "INVALID_API_KEY"},
+        )
 
 
 def test_sentences_split_at_ends_and_long_runs_at_commas() -> None:
