@@ -115,7 +115,8 @@ app.kubernetes.io/component: redis
 {{- $owned := list "VISEME_GATEWAY_HOST" "VISEME_GATEWAY_PORT" "VISEME_GATEWAY_PUBLIC_URL"
       "VISEME_GATEWAY_DRAIN_SECONDS" "VISEME_GATEWAY_LOG_LEVEL" "VISEME_GATEWAY_MAX_BODY_BYTES"
       "VISEME_GATEWAY_ENGINE_THREADS" "VISEME_GATEWAY_WORKERS" "VISEME_GATEWAY_DEVICE" "VISEME_GATEWAY_API_KEYS"
-      "VISEME_GATEWAY_TOKEN_KEYS" "VISEME_GATEWAY_REDIS_URL" "VISEME_GATEWAY_REDIS_PREFIX" -}}
+      "VISEME_GATEWAY_TOKEN_KEYS" "VISEME_GATEWAY_REDIS_URL" "VISEME_GATEWAY_REDIS_PREFIX"
+      "VISEME_GATEWAY_KEYS_FILE" "VISEME_GATEWAY_METRICS_PORT" -}}
 {{- range .Values.gateway.extraEnv -}}
 {{- if has .name $owned -}}
 {{- fail (printf "viseme-gateway: %s must not be set in gateway.extraEnv: the chart sets it from its own values, and keys and the Redis URL only ever from a Secret" .name) -}}
@@ -123,5 +124,20 @@ app.kubernetes.io/component: redis
 {{- end -}}
 {{- if and .Values.httpRoute.enabled (not .Values.httpRoute.parentRefs) -}}
 {{- fail "viseme-gateway: httpRoute.enabled needs httpRoute.parentRefs naming at least one Gateway" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* VISEME_GATEWAY_PUBLIC_URL: the pod listens on 0.0.0.0, so the gateway needs one
+(signed URLs never take their host from a request). gateway.publicUrl, else the
+first Ingress or HTTPRoute host (https), else the in-cluster Service URL. */}}
+{{- define "viseme-gateway.publicUrl" -}}
+{{- if .Values.gateway.publicUrl -}}
+{{- .Values.gateway.publicUrl -}}
+{{- else if and .Values.ingress.enabled .Values.ingress.hosts -}}
+{{- printf "https://%s" (index .Values.ingress.hosts 0).host -}}
+{{- else if and .Values.httpRoute.enabled .Values.httpRoute.hostnames -}}
+{{- printf "https://%s" (index .Values.httpRoute.hostnames 0) -}}
+{{- else -}}
+{{- printf "http://%s.%s.svc:%d" (include "viseme-gateway.fullname" .) .Release.Namespace (int .Values.service.port) -}}
 {{- end -}}
 {{- end -}}
