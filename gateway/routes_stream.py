@@ -23,9 +23,7 @@ from pydantic.json_schema import SkipJsonSchema
 from providers.base import Lipsync, ProviderConfig, Strict, VisemeModel
 from providers.tap import FrameTooDeep, parse
 from viseme_engine.audio import AudioError, AudioFormat
-from viseme_engine.batcher import EngineOverloaded
-from viseme_engine.engine import EngineStream
-from viseme_engine.output import LipsyncOutput
+from viseme_engine.live import LiveVisemes
 
 from . import guard, schemas
 from .access import api_key, verify_token
@@ -105,7 +103,7 @@ async def _serve(request: web.Request, key: Key, claims: TokenClaims | None) -> 
 
 
 class VisemeSession:
-    """One connection: its engine stream (one per utterance) and its timeline."""
+    """One connection: its timeline of visemes, and what it meters."""
 
     def __init__(
         self, app: web.Application, ws: web.WebSocketResponse, claims: TokenClaims | None, key: Key
@@ -115,11 +113,6 @@ class VisemeSession:
         self._app = app
         self._ws = ws
         self._claims = claims
-        self._stream: EngineStream | None = None
-        self._output: LipsyncOutput | None = None
-        self._at_ms = 0.0  # where the next frame's audio starts, in the connection
-        self._stream_at = 0.0  # where the current engine stream began
-        self._last_ms = 0.0  # the last frame's start, for the flush's offsets
 
     async def close(self, close: Close) -> None:
         """From outside: revocation (4001) or shutdown (1001)."""
@@ -171,15 +164,18 @@ class VisemeSession:
 
     async def _serve(self, start: tuple[AudioFormat, str, Any]) -> None:
         fmt, model, lipsync = start
+        engine = self._app[ENGINE].engine
+        assert engine is not None  # checked at start; never unloaded
+        live = LiveVisemes(engine, model, lipsync)  # the timeline (viseme_engine/live.py)
         async for message in self._ws:
             if message.type == WSMsgType.BINARY:
-                await self._audio(message.data, fmt, model, lipsync)
+                await self._audio(live, message.data, fmt)
             elif message.type == WSMsgType.TEXT:
                 kind = _control(message.data)
                 if kind == "flush":
-                    await self._flush()
+                    await self._flush(live)
                 elif kind == "reset":  # an interruption: nothing computed goes out after it
-                    self._stream = self._output = None
+                    await live.reset()
                 elif kind == "close":
                     await self._ws.close(code=1000, message=b"closed by client")
                     return
@@ -188,10 +184,8 @@ class VisemeSession:
             else:
                 return
 
-    async def _audio(self, pcm: bytes, fmt: AudioFormat, model: str, lipsync: Any) -> None:
+    async def _audio(self, live: LiveVisemes, pcm: bytes, fmt: AudioFormat) -> None:
         began = time.perf_counter()
-        engine = self._app[ENGINE].engine
-        assert engine is not None  # checked at start; never unloaded
         duration_ms = fmt.duration_ms(len(pcm))
         if duration_ms > MAX_FRAME_SECONDS * 1000:
             raise StreamError(
@@ -199,55 +193,27 @@ class VisemeSession:
                 f"a frame carries at most {MAX_FRAME_SECONDS} s of audio",
                 1009,
             )
-        if self._stream is None or self._output is None:
-            self._stream = engine.open_stream(model, fmt, lipsync=lipsync)
-            self._output = LipsyncOutput(lipsync)
-            self._stream_at = self._at_ms
-        stream, output = self._stream, self._output
-        reply: dict[str, Any] = {
-            "type": "visemes",
-            "audio_offset_ms": round(self._at_ms),
-            "audio_duration_ms": round(duration_ms),
-        }
         if self._ws.closed:  # gone (or revoked): no more work for it
             return
-        try:
-            events = await stream.feed(pcm)
-        except EngineOverloaded:
-            # This frame goes without visemes; the next starts a fresh stream.
-            self._stream = self._output = None
+        answer = await live.feed(pcm, fmt)
+        shed = "skipped" in answer  # the engine refused: the next frame starts afresh
+        if shed:
             self._app[METRICS].visemes_skipped.labels(KIND, "overloaded").inc()
-            self._app[LOAD].audio(shed=True)
-            await self._send({**reply, "visemes": [], "skipped": "overloaded"})
         else:
-            start_ms = self._at_ms - self._stream_at
-            shape = output.push(events, stream.take_probs(), start_ms)
-            self._app[LOAD].audio(shed=False)
-            self._app[METRICS].visemes_injected.labels(KIND).inc(len(events))
-            self.meter.visemes += len(events)
+            self._app[METRICS].visemes_injected.labels(KIND).inc(live.events)
+            self.meter.visemes += live.events
             self.meter.audio_ms += duration_ms
-            await self._send({**reply, **shape})
-        self._last_ms = self._at_ms
-        self._at_ms += duration_ms
+        self._app[LOAD].audio(shed=shed)
+        await self._send(answer)
         self._app[METRICS].chunk_latency.labels(KIND).observe(time.perf_counter() - began)
 
-    async def _flush(self) -> None:
+    async def _flush(self, live: LiveVisemes) -> None:
         """End of an utterance: the lookahead's last visemes; the next audio starts afresh."""
-        stream, output = self._stream, self._output
-        self._stream = self._output = None
-        reply = {"type": "visemes", "audio_offset_ms": round(self._last_ms), "final": True}
-        if stream is None or output is None:  # nothing to drain: still an answer
-            await self._send({**reply, "visemes": []})
-            return
-        try:
-            events = await stream.flush()
-        except EngineOverloaded:
+        answer = await live.flush()
+        if "skipped" in answer:
             self._app[METRICS].visemes_skipped.labels(KIND, "overloaded").inc()
-            await self._send({**reply, "visemes": [], "skipped": "overloaded"})
-            return
-        self.meter.visemes += len(events)
-        shape = output.push(events, stream.take_probs(), self._last_ms - self._stream_at, True)
-        await self._send({**reply, **shape})
+        self.meter.visemes += live.events
+        await self._send(answer)
 
     async def _send(self, message: dict[str, Any]) -> None:
         if not self._ws.closed:

@@ -1,0 +1,127 @@
+"""viseme_engine.live and viseme_engine.remote: the plugins' two sources of visemes give
+the same answers, frame by frame: in this process, and through the real gateway's
+streaming endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.settings import Settings
+from tests.conftest import API_KEY
+from tests.fakes.gateway import Gateway, running_gateway
+from tests.speech import espeak_pcm
+from viseme_engine.audio import AudioFormat
+from viseme_engine.engine import EngineConfig, LoadedModels, VisemeEngine
+from viseme_engine.lipsync import LipsyncConfig
+from viseme_engine.live import Answer, LiveVisemes, VisemeSource, shared_engine
+from viseme_engine.remote import RemoteError, RemoteVisemes
+from viseme_engine.stream import VisemeStream
+
+SENTENCE = "Bob may pay my mom."
+
+
+@pytest.fixture
+async def gw(settings: Settings, loaded_models: LoadedModels) -> Any:
+    async with running_gateway(settings, loaded_models) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+async def engine(loaded_models: LoadedModels) -> Any:
+    engine = VisemeEngine(loaded_models, EngineConfig())
+    await engine.start()
+    yield engine
+    await engine.stop()
+
+
+def frames(ms: int = 40) -> tuple[list[bytes], AudioFormat]:
+    pcm, rate = espeak_pcm(SENTENCE)
+    step = rate * ms // 1000 * 2
+    return [pcm[i : i + step] for i in range(0, len(pcm), step)], AudioFormat("pcm_s16le", rate)
+
+
+async def utterance(source: VisemeSource, chunks: list[bytes], fmt: AudioFormat) -> list[Answer]:
+    answers = [await source.feed(chunk, fmt) for chunk in chunks]
+    return [*answers, await source.flush()]
+
+
+def timeline(answers: list[Answer]) -> list[tuple[int, int]]:
+    return [
+        (v["visemeId"], a["audio_offset_ms"] + v["offset"]) for a in answers for v in a["visemes"]
+    ]
+
+
+async def test_in_process_and_through_the_gateway_answer_alike(
+    engine: VisemeEngine, gw: Gateway, loaded_models: LoadedModels
+) -> None:
+    chunks, fmt = frames()
+    local = await utterance(LiveVisemes(engine), chunks, fmt)
+    remote_source = RemoteVisemes(f"{gw.ws_base}/v1/visemes/stream", API_KEY)
+    try:
+        remote = await utterance(remote_source, chunks, fmt)
+    finally:
+        await remote_source.aclose()
+    assert remote == local
+    assert [a["audio_offset_ms"] for a in local[:3]] == [0, 40, 80]
+    assert local[-1]["final"] is True
+    # exactly the visemes of the whole audio at their true times, as one stream gives them
+    core = VisemeStream(loaded_models.models["default"], fmt)
+    want = [(e.viseme_id, e.offset_ms) for c in chunks for e in core.feed(c)]
+    want += [(e.viseme_id, e.offset_ms) for e in core.flush()]
+    assert timeline(local) == want
+    assert [v for v, _ in want].count(21) >= 4  # the lips close on b, m, p
+
+
+async def test_the_timeline_goes_on_over_resets_and_format_changes(
+    engine: VisemeEngine, gw: Gateway
+) -> None:
+    chunks, fmt = frames()
+    other = AudioFormat("pcm_s16le", 8000)
+    remote = RemoteVisemes(f"{gw.ws_base}/v1/visemes/stream", API_KEY)
+    try:
+        for source in (LiveVisemes(engine), remote):
+            first = await source.feed(chunks[0], fmt)
+            await source.reset()  # an interruption: the next audio starts a fresh stream
+            second = await source.feed(chunks[1], fmt)
+            third = await source.feed(b"\0\0" * 320, other)  # 40 ms at another rate
+            assert [first["audio_offset_ms"], second["audio_offset_ms"]] == [0, 40]
+            assert third["audio_offset_ms"] == 80
+            assert (await source.flush())["audio_offset_ms"] == 80
+    finally:
+        await remote.aclose()
+
+
+async def test_the_gateway_refusing_a_stream_is_an_error_that_names_it(gw: Gateway) -> None:
+    chunks, fmt = frames()
+    bad = RemoteVisemes(f"{gw.ws_base}/v1/visemes/stream", API_KEY, model="klingon")
+    try:
+        with pytest.raises(RemoteError) as refused:
+            await bad.feed(chunks[0], fmt)
+        assert refused.value.code == "BAD_REQUEST"
+    finally:
+        await bad.aclose()
+    keyless = RemoteVisemes(f"{gw.ws_base}/v1/visemes/stream", "not-a-key-of-this-gateway")
+    try:
+        with pytest.raises(Exception, match="401"):
+            await keyless.feed(chunks[0], fmt)
+    finally:
+        await keyless.aclose()
+
+
+async def test_arkit_answers_carry_blendshape_frames(engine: VisemeEngine) -> None:
+    chunks, fmt = frames(100)
+    arkit = LiveVisemes(engine, lipsync=LipsyncConfig(format="arkit"))
+    answers = await utterance(arkit, chunks, fmt)
+    shapes = [a["blendshapes"] for a in answers]
+    assert all(len(frame) == 52 for s in shapes for frame in s["frames"])
+    total = sum(len(s["frames"]) for s in shapes)
+    assert abs(total - len(chunks) * 6) <= 6  # 60 fps over the utterance's audio
+
+
+async def test_the_shared_engine_loads_once_per_loop() -> None:
+    first, second = await shared_engine(), await shared_engine()
+    assert first is second
+    assert set(first.model_names) == {"default", "indonesian"}
+    await first.stop()
