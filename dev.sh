@@ -98,6 +98,30 @@ js_kit_install() {
     echo "$stamp" > "$dir/dist/.built"
 }
 
+# The agent frameworks the plugins' tests run (tests/test_pipecat.py, tests/test_livekit.py),
+# at the versions clients/pipecat and clients/livekit name. pipecat-ai requires the CPU
+# onnxruntime, whose files would overwrite onnxruntime-gpu's in this venv: it goes in
+# without its dependencies, then those, all but onnxruntime, read from its own metadata.
+PIPECAT=pipecat-ai==1.14.0
+LIVEKIT=livekit-agents==1.8.9
+plugin_frameworks() {
+    local stamp
+    stamp="$PIPECAT $LIVEKIT $(cat "$VENV/.installed")"
+    if [ "$(cat "$VENV/.plugins" 2>/dev/null)" = "$stamp" ]; then return; fi
+    "$VENV/bin/pip" install -q "$LIVEKIT"
+    "$VENV/bin/pip" install -q --no-deps "$PIPECAT"
+    "$VENV/bin/python" - <<'PY' | xargs "$VENV/bin/pip" install -q
+from importlib.metadata import requires
+from packaging.requirements import Requirement
+
+for line in requires("pipecat-ai") or []:
+    req = Requirement(line)
+    if req.name != "onnxruntime" and (req.marker is None or req.marker.evaluate({"extra": ""})):
+        print(str(req).split(";")[0])
+PY
+    echo "$stamp" > "$VENV/.plugins"
+}
+
 case "${1:-}" in
     serve)
         shift
@@ -120,6 +144,7 @@ case "${1:-}" in
         python_env "train,test"
         # The Python client kit (clients/python), tested against the SDKs it serves.
         "$VENV/bin/pip" install -q --no-deps -e clients/python
+        plugin_frameworks  # pipecat and LiveKit Agents, for the plugins' tests
         helm_install
         js_kit_install required
         ensure_redis

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -29,3 +32,32 @@ def test_exactly_one_onnxruntime_per_platform(platform: str, machine: str, want:
         if r.name.startswith("onnxruntime") and (r.marker is None or r.marker.evaluate(env))
     ]  # fmt: skip
     assert chosen == [want]
+
+
+def test_the_plugins_ship_in_the_distribution_as_extras(tmp_path: Path) -> None:
+    """`pip install viseme-gateway[pipecat]` / `[livekit]` brings each plugin's package
+    (from clients/) and its framework."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         str(PYPROJECT.parent), "-w", str(tmp_path)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (wheel,) = tmp_path.glob("viseme_gateway-*.whl")
+    with zipfile.ZipFile(wheel) as built:
+        names = set(built.namelist())
+        (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+        requires = [
+            Requirement(line.split(":", 1)[1].strip())
+            for line in built.read(metadata).decode().splitlines()
+            if line.startswith("Requires-Dist:")
+        ]
+    for module in ("viseme_pipecat/processor.py", "viseme_livekit/output.py",
+                   "viseme_engine/live.py", "viseme_engine/remote.py"):  # fmt: skip
+        assert module in names
+
+    def extra(name: str) -> list[str]:
+        marked = [r for r in requires if r.marker is not None and "extra" in str(r.marker)]
+        return sorted(r.name for r in marked if r.marker and r.marker.evaluate({"extra": name}))
+
+    extras = {name: extra(name) for name in ("pipecat", "livekit")}
+    assert extras == {"pipecat": ["pipecat-ai"], "livekit": ["livekit-agents"]}

@@ -1,0 +1,107 @@
+"""`VisemeProcessor`: the TTS audio it sees through the viseme engine, the visemes to
+the client as RTVI server messages, just ahead of the audio they belong to.
+
+Placed after a TTS service, it passes every frame on unchanged and in order. For
+each `TTSAudioRawFrame` it first pushes an `OutputTransportMessageFrame` holding
+
+    {"label": "rtvi-ai", "type": "server-message",
+     "data": {"type": "visemes", "audio_offset_ms": 1200, "audio_duration_ms": 40,
+              "visemes": [{"visemeId": 21, "offset": 12}, ...]}}
+
+(the streaming endpoint's answer, docs/protocols.md), then the audio. Both are data
+frames: the output transport queues them together and sends them as playback
+reaches them, so a client sees each viseme message when its audio starts to play.
+An interruption resets the stream (nothing computed before it goes out after it);
+`TTSStoppedFrame`, the end of a TTS turn, flushes the lookahead's last visemes.
+
+Visemes never hold up a conversation: if the engine or the gateway fails, the
+audio goes on without them and the failure is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pipecat.frames.frames import (
+    CancelFrame,
+    EndFrame,
+    Frame,
+    InterruptionFrame,
+    OutputTransportMessageFrame,
+    TTSAudioRawFrame,
+    TTSStoppedFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.processors.frameworks.rtvi.models import ServerMessage
+
+from viseme_engine.audio import AudioFormat
+from viseme_engine.lipsync import LipsyncConfig
+from viseme_engine.live import Answer, LiveVisemes, VisemeSource, mono_s16, shared_engine
+from viseme_engine.remote import RemoteVisemes
+
+log = logging.getLogger("viseme_pipecat")
+VISEMES_TYPE = "visemes"  # data.type of the RTVI server messages this processor sends
+
+
+def rtvi_message(answer: Answer) -> dict[str, Any]:
+    """The RTVI server message that carries one answer."""
+    return ServerMessage(data=answer).model_dump()
+
+
+class VisemeProcessor(FrameProcessor):
+    def __init__(
+        self,
+        *,
+        model: str = "default",
+        lipsync: LipsyncConfig | None = None,
+        gateway_url: str | None = None,
+        api_key: str | None = None,
+        source: VisemeSource | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """In this process's engine by default; with `gateway_url`
+        (`ws[s]://host/v1/visemes/stream`) and `api_key`, through a gateway's
+        streaming endpoint (one GPU shared by many agents); or any `source`."""
+        super().__init__(**kwargs)
+        if source is None and gateway_url is not None:
+            source = RemoteVisemes(gateway_url, api_key, model=model, lipsync=lipsync)
+        self._source = source
+        self._model, self._lipsync = model, lipsync
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if direction == FrameDirection.DOWNSTREAM:
+            if isinstance(frame, TTSAudioRawFrame):
+                await self._visemes(frame)
+            elif isinstance(frame, TTSStoppedFrame):
+                await self._flush()
+            elif isinstance(frame, InterruptionFrame):
+                await self._call("reset")
+            elif isinstance(frame, EndFrame | CancelFrame):
+                await self._call("aclose")
+        await self.push_frame(frame, direction)
+
+    async def _visemes(self, frame: TTSAudioRawFrame) -> None:
+        pcm = mono_s16(frame.audio, frame.num_channels)
+        answer = await self._call("feed", pcm, AudioFormat("pcm_s16le", frame.sample_rate))
+        if answer is not None:
+            await self.push_frame(OutputTransportMessageFrame(message=rtvi_message(answer)))
+
+    async def _flush(self) -> None:
+        answer = await self._call("flush")  # "final": the client knows the turn's audio ended
+        if answer is not None:
+            await self.push_frame(OutputTransportMessageFrame(message=rtvi_message(answer)))
+
+    async def _call(self, name: str, *args: Any) -> Any:
+        """One call on the source; a failure costs this frame its visemes, never its audio."""
+        if self._source is None and name != "feed":
+            return None  # nothing was ever fed: nothing to flush, reset or close
+        try:
+            if self._source is None:
+                engine = await shared_engine()
+                self._source = LiveVisemes(engine, self._model, self._lipsync)
+            return await getattr(self._source, name)(*args)
+        except Exception:
+            log.exception("visemes: %s failed; the audio goes on without them", name)
+            return None

@@ -1,0 +1,166 @@
+"""clients/pipecat: a real pipecat pipeline (a TTS service speaking espeak-ng audio, the
+viseme processor, pipecat's WebSocket server transport) and a raw WebSocket client
+reading the protobuf frames the transport sends, as a browser client would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import websockets
+from pipecat.frames.frames import InterruptionFrame, TTSSpeakFrame
+from pipecat.frames.protobufs import frames_pb2
+from pipecat.pipeline.runner import PipelineRunner
+from pipecat.pipeline.task import PipelineTask
+from viseme_pipecat import VISEMES_TYPE, example
+
+from viseme_engine.audio import AudioFormat
+from viseme_engine.engine import LoadedModels
+from viseme_engine.stream import VisemeStream
+
+RATE = 16_000
+SENTENCE = "Bob may pay my mom."
+LONG = "Bob may pay my mom, and then we will all go home and sleep for a very long time."
+
+
+@dataclass
+class Received:
+    """What the client got, in order: audio (its bytes) and viseme messages."""
+
+    items: list[tuple[str, Any]] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def add(self, kind: str, value: Any) -> None:
+        self.items.append((kind, value))
+        self.changed.set()
+
+    def audio_ms(self, upto: int | None = None) -> float:
+        size = sum(len(v) for kind, v in self.items[:upto] if kind == "audio")
+        return size / 2 / RATE * 1000
+
+    def visemes(self) -> list[tuple[int, dict[str, Any]]]:
+        return [(i, v) for i, (kind, v) in enumerate(self.items) if kind == "visemes"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+Bot = Callable[[str], Awaitable[tuple[PipelineTask, Received]]]
+
+
+@pytest.fixture(params=[0.0, 0.8], ids=["burst", "live"])
+async def bot(request: pytest.FixtureRequest) -> AsyncIterator[Bot]:
+    """The README's example bot (audio all at once, or live), and a raw client of it."""
+    running: list[asyncio.Task[Any]] = []
+
+    async def start(greeting: str) -> tuple[PipelineTask, Received]:
+        port = free_port()
+        task = example.bot(port=port, pace=request.param, greeting=greeting)
+        running.append(asyncio.create_task(PipelineRunner(handle_sigint=False).run(task)))
+        received, connected = Received(), asyncio.Event()
+        running.append(asyncio.create_task(listen(f"ws://127.0.0.1:{port}", received, connected)))
+        await connected.wait()
+        return task, received
+
+    yield start
+    for job in running:
+        job.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
+
+
+async def listen(url: str, received: Received, until: asyncio.Event) -> None:
+    for _ in range(100):  # the server starts with the pipeline
+        try:
+            client = await websockets.connect(url)
+            break
+        except OSError:
+            await asyncio.sleep(0.05)
+    async with client:
+        until.set()
+        async for data in client:
+            frame = frames_pb2.Frame.FromString(data)  # type: ignore[attr-defined]
+            which = frame.WhichOneof("frame")
+            if which == "audio":
+                received.add("audio", frame.audio.audio)
+            elif which == "interruption":
+                received.add("interruption", None)
+            elif which == "message":
+                message = json.loads(frame.message.data)
+                if message.get("type") == "server-message":
+                    data_ = message["data"]
+                    if data_.get("type") == VISEMES_TYPE:
+                        received.add("visemes", data_)
+
+
+async def wait_for(received: Received, check: Any) -> None:
+    async with asyncio.timeout(20):
+        while not check():
+            await received.changed.wait()
+            received.changed.clear()
+
+
+async def test_audio_and_visemes_arrive_in_order_and_the_lips_close(
+    bot: Bot, loaded_models: LoadedModels
+) -> None:
+    _, received = await bot(SENTENCE)  # said to the client as it connects
+    await wait_for(received, lambda: any(v.get("final") for _, v in received.visemes()))
+    said_ms = sum(v.get("audio_duration_ms", 0) for _, v in received.visemes())
+    await wait_for(received, lambda: received.audio_ms() >= said_ms - 2)  # all audio passed
+
+    answers = received.visemes()
+    assert len(answers) > 10
+    spoken_ms = 0.0
+    for index, answer in answers:
+        if answer.get("final"):
+            continue
+        assert abs(answer["audio_offset_ms"] - spoken_ms) <= 1  # one timeline, no gap
+        spoken_ms = answer["audio_offset_ms"]
+        # sent just ahead of its audio: what came before is the audio before it
+        # (less what the transport holds back to fill its next 40 ms chunk)
+        heard = received.audio_ms(index)
+        assert answer["audio_offset_ms"] - 40 <= heard <= answer["audio_offset_ms"]
+        spoken_ms += answer["audio_duration_ms"]
+
+    # the visemes are the engine's for exactly the audio the client heard
+    pcm = b"".join(v for kind, v in received.items if kind == "audio")[: round(spoken_ms) * 32]
+    stream = VisemeStream(loaded_models.models["default"], AudioFormat("pcm_s16le", RATE))
+    want = [(e.viseme_id, e.offset_ms) for e in [*stream.feed(pcm), *stream.flush()]]
+    got = [(v["visemeId"], a["audio_offset_ms"] + v["offset"]) for _, a in answers
+           for v in a["visemes"]]  # fmt: skip
+    assert [v for v, _ in got] == [v for v, _ in want]
+    assert all(abs(g[1] - w[1]) <= 1 for g, w in zip(got, want, strict=True))
+    # "Bob may pay my mom": the lips close for b, m, p
+    assert [v for v, _ in got].count(21) >= 5
+
+
+async def test_an_interruption_clears_the_visemes_of_the_cut_speech(
+    bot: Bot,
+) -> None:
+    task, received = await bot(LONG)
+    await wait_for(received, lambda: received.audio_ms() > 600)
+    await task.queue_frame(InterruptionFrame())
+    await wait_for(received, lambda: ("interruption", None) in received.items)
+    cut = received.items.index(("interruption", None))
+    before = [a for i, a in received.visemes() if i < cut]
+    await task.queue_frames([TTSSpeakFrame(SENTENCE)])
+    await wait_for(received, lambda: any(v.get("final") for i, v in received.visemes() if i > cut))
+
+    after = [a for i, a in received.visemes() if i > cut]
+    # nothing computed for the cut speech arrives after the interruption: the new
+    # utterance's messages start where the old one's delivered audio stopped and run on
+    last = before[-1]
+    assert all(v["offset"] >= 0 for v in after[0]["visemes"])  # a fresh stream: no cut audio
+    assert after[0]["audio_offset_ms"] >= last["audio_offset_ms"] + last["audio_duration_ms"]
+    heard_after = sum(len(v) for kind, v in received.items[cut:] if kind == "audio") / 32
+    sent_after = sum(a.get("audio_duration_ms", 0) for a in after)
+    assert sent_after <= heard_after + 40  # only the new sentence's audio
+    assert [v["visemeId"] for a in after for v in a["visemes"]].count(21) >= 5
