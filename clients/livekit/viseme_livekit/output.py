@@ -1,0 +1,251 @@
+"""`VisemeAudioOutput`: an `AudioOutput` wrapper that taps an agent's voice and
+publishes its visemes to the room as the audio plays.
+
+LiveKit Agents chains audio outputs (`next_in_chain`), as its recorder and
+transcript synchroniser do; this one sits above the room's audio output. Each
+frame the agent speaks goes on to the next output first, untouched, then through
+the viseme engine. The answers (the streaming endpoint's shape, docs/protocols.md)
+wait until their audio plays: the sink's `playback_started` (and, where the sink
+reports them, `playback_progressed`) say when a segment's audio reached the
+listener, and each message is published when its own audio starts, as a reliable
+data packet on the topic `visemes`:
+
+    {"type": "visemes", "segment": 3, "segment_offset_ms": 1240, "audio_offset_ms": ...,
+     "audio_duration_ms": 20, "visemes": [{"visemeId": 21, "offset": 4}, ...]}
+
+`clear_buffer()` (an interruption) drops what has not played yet and resets the
+engine stream; `flush()` (end of a segment) sends the lookahead's last visemes;
+when the sink reports `playback_finished`, a `{"type": "playback_finished",
+"segment": 3, "interrupted": ..., "playback_position_ms": ...}` message follows the
+segment's last visemes, so an avatar can close its mouth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from livekit import rtc
+from livekit.agents import AgentSession
+from livekit.agents.voice import io
+
+from viseme_engine.audio import AudioFormat
+from viseme_engine.lipsync import LipsyncConfig
+from viseme_engine.live import Answer, LiveVisemes, VisemeSource, mono_s16, shared_engine
+from viseme_engine.remote import RemoteVisemes
+
+log = logging.getLogger("viseme_livekit")
+TOPIC = "visemes"
+Publish = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def room_publisher(room: rtc.Room, topic: str = TOPIC) -> Publish:
+    """Publish each message to everyone in `room` as a reliable data packet on `topic`."""
+
+    async def publish(message: dict[str, Any]) -> None:
+        payload = json.dumps(message, separators=(",", ":"))
+        await room.local_participant.publish_data(payload, reliable=True, topic=topic)
+
+    return publish
+
+
+def attach(
+    session: AgentSession[Any], room: rtc.Room | None = None, **options: Any
+) -> VisemeAudioOutput:
+    """Tap `session`'s audio output (call it after `session.start`): visemes published
+    to `room`, or through `publish=`; `options` as `VisemeAudioOutput`'s."""
+    if session.output.audio is None:
+        raise ValueError("the session has no audio output to tap (start it first)")
+    output = VisemeAudioOutput(next_in_chain=session.output.audio, room=room, **options)
+    session.output.audio = output
+    return output
+
+
+class VisemeAudioOutput(io.AudioOutput):
+    def __init__(
+        self,
+        *,
+        next_in_chain: io.AudioOutput,
+        publish: Publish | None = None,
+        room: rtc.Room | None = None,
+        model: str = "default",
+        lipsync: LipsyncConfig | None = None,
+        gateway_url: str | None = None,
+        api_key: str | None = None,
+        source: VisemeSource | None = None,
+    ) -> None:
+        """Publish to `room` (or through any `publish`); the visemes come from this
+        process's engine, or with `gateway_url` (`ws[s]://host/v1/visemes/stream`)
+        and `api_key` from a gateway, or from any `source`."""
+        super().__init__(
+            label="Visemes",
+            next_in_chain=next_in_chain,
+            capabilities=io.AudioOutputCapabilities(pause=True),
+        )
+        if publish is None:
+            if room is None:
+                raise ValueError("give the room to publish to, or a publish callable")
+            publish = room_publisher(room)
+        if source is None and gateway_url is not None:
+            source = RemoteVisemes(gateway_url, api_key, model=model, lipsync=lipsync)
+        self._publish = publish
+        self._source = source
+        self._model, self._lipsync = model, lipsync
+        self._segment = 0  # the segment being captured (0: none yet)
+        self._capturing = False
+        self._segment_at = 0.0  # where it starts on the source's timeline
+        self._open: deque[int] = deque()  # segments captured and not finished, in order
+        self._anchors: dict[int, float] = {}  # segment -> wall time of its position 0
+        self._due: deque[tuple[int, float, dict[str, Any]]] = deque()  # (segment, ms, message)
+        self._wake = asyncio.Event()
+        self._work: asyncio.Lock = asyncio.Lock()  # the source's calls, in order
+        self._publisher: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()  # spawned work, kept until done
+
+    @property
+    def sample_rate(self) -> int | None:
+        return self.next_in_chain.sample_rate if self.next_in_chain else None
+
+    async def capture_frame(self, frame: rtc.AudioFrame) -> None:
+        assert self.next_in_chain is not None
+        if not self._capturing:  # a new segment, open before its playback can start
+            self._capturing = True
+            self._segment += 1
+            self._open.append(self._segment)
+            self._segment_at = -1.0  # set by the segment's first answer
+        segment = self._segment
+        await self.next_in_chain.capture_frame(frame)  # the audio first, never held up
+        await super().capture_frame(frame)
+        pcm = mono_s16(bytes(frame.data), frame.num_channels)
+        answer = await self._call("feed", pcm, AudioFormat("pcm_s16le", frame.sample_rate))
+        if answer is not None and segment == self._segment:
+            if self._segment_at < 0:
+                self._segment_at = answer["audio_offset_ms"]
+            self._queue(segment, answer)
+
+    def flush(self) -> None:
+        super().flush()
+        assert self.next_in_chain is not None
+        self.next_in_chain.flush()
+        if self._capturing:
+            self._capturing = False
+            self._spawn(self._flush(self._segment))
+
+    def clear_buffer(self) -> None:
+        assert self.next_in_chain is not None
+        self._capturing = False
+        self._due.clear()  # an interruption: what has not played never will
+        self._segment += 1  # answers still being computed belong to no segment now
+        self._spawn(self._call("reset"))
+        self.next_in_chain.clear_buffer()  # its playback_finished may come at once
+
+    def on_playback_started(self, *, created_at: float) -> None:
+        super().on_playback_started(created_at=created_at)
+        waiting = [segment for segment in self._open if segment not in self._anchors]
+        if waiting:  # segments play in the order they were captured
+            self._anchors[waiting[0]] = created_at
+            self._wake.set()
+
+    def on_playback_progressed(self, *, started_at: float, offset: float, duration: float) -> None:
+        super().on_playback_progressed(started_at=started_at, offset=offset, duration=duration)
+        if self._open and self._open[0] in self._anchors:  # re-anchor on what was played
+            self._anchors[self._open[0]] = started_at - offset
+            self._wake.set()
+
+    def on_playback_finished(
+        self,
+        *,
+        playback_position: float,
+        interrupted: bool,
+        synchronized_transcript: str | None = None,
+    ) -> None:
+        super().on_playback_finished(
+            playback_position=playback_position,
+            interrupted=interrupted,
+            synchronized_transcript=synchronized_transcript,
+        )
+        if not self._open:
+            return
+        segment = self._open.popleft()  # the oldest segment is the one that finished
+        self._anchors.setdefault(segment, time.time() - playback_position)
+        end = {
+            "type": "playback_finished",
+            "segment": segment,
+            "interrupted": interrupted,
+            "playback_position_ms": round(playback_position * 1000),
+        }
+        kept = [item for item in self._due if item[0] != segment or not interrupted]
+        self._due = deque(kept)
+        self._due.append((segment, -1e9 if interrupted else playback_position * 1000, end))
+        self._wake.set()
+
+    async def aclose(self) -> None:
+        if self._publisher is not None:
+            self._publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._publisher
+        if self._source is not None:
+            await self._source.aclose()
+
+    async def _flush(self, segment: int) -> None:
+        answer = await self._call("flush")
+        if answer is not None and segment == self._segment:
+            self._queue(segment, answer)
+
+    def _queue(self, segment: int, answer: Answer) -> None:
+        at_ms = answer["audio_offset_ms"] - self._segment_at
+        message = {**answer, "segment": segment, "segment_offset_ms": round(at_ms)}
+        self._due.append((segment, at_ms, message))
+        self._wake.set()
+        if self._publisher is None or self._publisher.done():
+            self._publisher = asyncio.create_task(self._publish_when_due())
+
+    async def _publish_when_due(self) -> None:
+        """Each message at its audio's playback time, in order."""
+        while True:
+            self._wake.clear()
+            if self._due:
+                segment, at_ms, message = self._due[0]
+                anchor = self._anchors.get(segment)
+                if anchor is not None:
+                    wait = anchor + at_ms / 1000 - time.time()
+                    if wait <= 0:
+                        self._due.popleft()
+                        if message["type"] == "playback_finished":
+                            self._anchors.pop(segment, None)
+                        await self._send(message)
+                        continue
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), wait)
+                    continue
+            await self._wake.wait()
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        try:
+            await self._publish(message)
+        except Exception:
+            log.exception("visemes: publishing failed; the audio goes on without them")
+
+    async def _call(self, name: str, *args: Any) -> Any:
+        """One call on the source, in order; a failure costs visemes, never audio."""
+        async with self._work:
+            if self._source is None and name != "feed":
+                return None
+            try:
+                if self._source is None:
+                    self._source = LiveVisemes(await shared_engine(), self._model, self._lipsync)
+                return await getattr(self._source, name)(*args)
+            except Exception:
+                log.exception("visemes: %s failed; the audio goes on without them", name)
+                return None
+
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
