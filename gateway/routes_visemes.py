@@ -14,7 +14,7 @@ from viseme_engine.engine import EngineStream
 from viseme_engine.output import LipsyncOutput
 
 from . import guard, schemas
-from .errors import BadRequest, ConcurrencyLimit, EngineUnavailable
+from .errors import BadRequest, ConcurrencyLimit, EngineUnavailable, Saturated
 from .http import read_json
 from .sse import SSE_HEADERS, client_gone, require_api_key, sse
 from .state import ENGINE, LIMITER, SETTINGS, USAGE
@@ -83,10 +83,14 @@ async def _answer(
     assert engine is not None
     use_text = settings.text_informed and body.use_text and bool(body.text and body.text.strip())
     lipsync = schemas.lipsync_config(settings, body.lipsync)
-    stream = engine.open_stream(body.model, fmt, use_text=use_text, lipsync=lipsync)
+    if use_text and body.text is not None:  # the whole recording, aligned to its words
+        try:
+            stream = await engine.open_utterance(body.model, fmt, data, body.text, lipsync)
+        except EngineOverloaded as exc:
+            raise Saturated(str(exc)) from None
+    else:
+        stream = engine.open_stream(body.model, fmt, lipsync=lipsync)
     output = LipsyncOutput(lipsync)
-    if use_text and body.text is not None:
-        await stream.add_text(body.text, final=True)
     chunk_bytes = settings.sse_chunk_ms * fmt.sample_rate // 1000 * fmt.bytes_per_sample
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)

@@ -22,11 +22,13 @@ from .lipsync import LipsyncConfig
 from .smoothing import SmoothingConfig, VisemeEvent
 from .stream import HOP, Block, FrameModel, State, VisemeStream
 from .text_align import TextAligner, expected_visemes, known_words
+from .text_utterance import UtteranceAligner, align_recording
 
 log = logging.getLogger("viseme_engine")
 MODELS_DIR = Path(__file__).parent / "models"
 MODEL_NAMES = ("default", "indonesian")
 FEED_SECONDS = 1  # the most audio one block of a stream carries (EngineStream.feed)
+UTTERANCE_SECONDS = 60  # the longest recording aligned whole (VisemeEngine.open_utterance)
 MODEL_LANGUAGES = {"default": "en", "indonesian": "id"}  # the text each model's transcripts are in
 
 
@@ -180,8 +182,46 @@ class VisemeEngine:
         if model not in self._models:
             raise KeyError(model)
         text = TextAligner(MODEL_LANGUAGES[model]) if use_text else None
+        return self._stream(model, audio_format, lipsync, text)
+
+    async def open_utterance(
+        self, model: str, audio_format: AudioFormat, data: bytes, text: str,
+        lipsync: LipsyncConfig | None = None,
+    ) -> EngineStream:  # fmt: skip
+        """A stream for a whole recording whose transcript is known (POST /v1/visemes):
+        the model runs over all of `data` first, the transcript is force-aligned to
+        it (text_utterance.py), and the stream then gives `data`'s visemes from the
+        aligned probabilities, chunk by chunk as any stream. Past UTTERANCE_SECONDS
+        (the alignment's memory grows with audio times text) it is an `open_stream`
+        with the whole transcript given."""
+        if model not in self._models:
+            raise KeyError(model)
+        if audio_format.duration_ms(len(data)) > UTTERANCE_SECONDS * 1000:
+            stream = self.open_stream(model, audio_format, use_text=True, lipsync=lipsync)
+            await stream.add_text(text, final=True)
+            return stream
+        probe = self._stream(model, audio_format, None, None, keep_probs=True)
+        await probe.feed(data)
+        await probe.flush()
+        try:
+            words = await asyncio.to_thread(expected_visemes, text, MODEL_LANGUAGES[model])
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.warning("transcript not used, espeak-ng failed: %r", exc)  # audio decides alone
+            words = []
+        lang = MODEL_LANGUAGES[model]
+        aligned = await asyncio.to_thread(align_recording, probe.take_probs(), words, lang)
+        return self._stream(model, audio_format, lipsync, UtteranceAligner(aligned))
+
+    def _stream(
+        self,
+        model: str,
+        audio_format: AudioFormat,
+        lipsync: LipsyncConfig | None,
+        text: TextAligner | UtteranceAligner | None,
+        keep_probs: bool = False,
+    ) -> EngineStream:
         smoothing = self.config.smoothing if lipsync is None else lipsync.smoothing_config()
-        keep = lipsync is not None and lipsync.format == "arkit"
+        keep = keep_probs or (lipsync is not None and lipsync.format == "arkit")
         core = VisemeStream(self._models[model], audio_format, smoothing, text, keep_probs=keep)
         split = self.config.split_blocks
         stream = EngineStream(
@@ -203,7 +243,7 @@ class EngineStream:
     async def add_text(self, text: str, final: bool = False) -> None:
         """Give the stream transcript text (a no-op for a stream without text)."""
         aligner = self.core.text
-        if aligner is None:
+        if not isinstance(aligner, TextAligner):  # none, or the whole utterance's already
             return
         done = aligner.take_words(text, final)
         if not done.strip():

@@ -7,6 +7,10 @@ run per utterance gives its frame probabilities; they are then decoded
   text-10%   a transcript with 10% of its words deleted or substituted
   early/late the transcript arriving word by word, 300 ms before or after each
              word is spoken (a relay's transcript deltas), fed in 100 ms chunks
+  utterance  the whole recording force-aligned to its transcript
+             (text_utterance.py: POST /v1/visemes with `text`)
+  utt-10%    the same with the corrupted transcript
+  utt-wrong  the same with another utterance's transcript (it must fall back)
 Word times for early/late are estimated from the labels: the speech span
 spread over the words by their length in characters. Each cell is acc15
 speech; text's bilabial recall and precision follow, then the baseline.
@@ -26,10 +30,11 @@ from .eval import Counts, EvalSet, Predictor, fit_length, load_sets, render
 from .phonemes import SILENCE
 from .stream import softmax
 from .text_align import TextAligner, expected_visemes
+from .text_utterance import align_recording
 
 # Float32 16 kHz audio -> per-frame class probabilities [frames, 22]
 ProbPredictor = Callable[[np.ndarray], np.ndarray]
-CONDITIONS = ("acoustic", "text", "text-10%", "early", "late")
+CONDITIONS = ("acoustic", "text", "text-10%", "early", "late", "utterance", "utt-10%", "utt-wrong")
 _CHUNK = 10  # frames of 10 ms per streamed piece
 _FILLERS = ("the", "and", "uh", "well", "so", "then", "very", "of")
 
@@ -91,13 +96,19 @@ def decode_text(probs: np.ndarray, lang: str, text: str) -> np.ndarray:
     return np.asarray(aligner.step(probs).argmax(-1), np.int64)
 
 
+def decode_utterance(probs: np.ndarray, lang: str, text: str) -> np.ndarray:
+    aligned = align_recording(probs, expected_visemes(text, lang), lang)
+    return np.asarray(aligned.argmax(-1), np.int64)
+
+
 def evaluate(
     s: EvalSet, texts: Sequence[str], model: ProbPredictor, baseline: Predictor | None
 ) -> dict[str, Counts]:
     counts = {c: Counts() for c in CONDITIONS}
+    others = list(texts[1:]) + list(texts[:1])  # each utterance's "wrong" transcript
     if baseline is not None:
         counts["baseline"] = Counts()
-    for i, (path, text) in enumerate(zip(s.paths, texts, strict=True)):
+    for i, (path, text, other) in enumerate(zip(s.paths, texts, others, strict=True)):
         with np.load(path) as z:
             audio = z["audio"].astype(np.float32) / 32768.0
             ref = z["labels"].astype(np.int64)
@@ -105,12 +116,16 @@ def evaluate(
         probs = probs[: len(ref)]
         rng = random.Random(f"{path.name}:{i}")  # noqa: S311  (a fixed corruption per utterance)
         timed = word_times(text, ref)
+        corrupted = corrupt(text, rng)
         preds = {
             "acoustic": probs.argmax(-1),
             "text": decode_text(probs, s.lang, text),
-            "text-10%": decode_text(probs, s.lang, corrupt(text, rng)),
+            "text-10%": decode_text(probs, s.lang, corrupted),
             "early": decode_streamed(probs, s.lang, timed, -0.3),
             "late": decode_streamed(probs, s.lang, timed, 0.3),
+            "utterance": decode_utterance(probs, s.lang, text),
+            "utt-10%": decode_utterance(probs, s.lang, corrupted),
+            "utt-wrong": decode_utterance(probs, s.lang, other),
         }
         if baseline is not None:
             preds["baseline"] = baseline(audio)
@@ -120,13 +135,15 @@ def evaluate(
 
 
 def table(rows: Sequence[tuple[str, int, dict[str, Counts]]], markdown: bool) -> str:
-    head = ["set", "utts", *CONDITIONS, "text bilab rec", "text bilab prec", "baseline"]
+    head = ["set", "utts", *CONDITIONS, "text bilab rec", "text bilab prec", "utt bilab rec",
+            "utt bilab prec", "baseline"]  # fmt: skip
     lines = []
     for name, n, counts in rows:
         m = {k: c.metrics() for k, c in counts.items()}
         cells = [name, str(n)] + [f"{100 * m[c]['acc15_speech']:.1f}" for c in CONDITIONS]
-        cells += [f"{100 * m['text']['bilabial_recall']:.1f}",
-                  f"{100 * m['text']['bilabial_precision']:.1f}"]  # fmt: skip
+        for c in ("text", "utterance"):
+            cells += [f"{100 * m[c]['bilabial_recall']:.1f}",
+                      f"{100 * m[c]['bilabial_precision']:.1f}"]  # fmt: skip
         cells.append(f"{100 * m['baseline']['acc15_speech']:.1f}" if "baseline" in m else "-")
         lines.append(cells)
     return render(head, lines, markdown)

@@ -20,6 +20,7 @@ from .audio import AudioFormat, Float32Array, Resampler, decode
 from .phonemes import NUM_VISEMES as N_VISEMES
 from .smoothing import Smoother, SmoothingConfig, VisemeEvent
 from .text_align import TextAligner
+from .text_utterance import UtteranceAligner
 
 HOP = 160
 State = dict[str, npt.NDArray[np.float32]]
@@ -60,12 +61,13 @@ class VisemeStream:
         model: FrameModel,
         audio_format: AudioFormat,
         smoothing: SmoothingConfig | None = None,
-        text: TextAligner | None = None,
+        text: TextAligner | UtteranceAligner | None = None,
         keep_probs: bool = False,
     ) -> None:
         self.model = model
         # The transcript's aligner, if the caller has one: it reshapes the model's
-        # probabilities before the smoother (text_align.py).
+        # probabilities before the smoother (text_align.py, or text_utterance.py for a
+        # whole utterance aligned up front).
         self.text = text
         self.format = audio_format
         self.state: State = model.init_state(1)

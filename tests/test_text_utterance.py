@@ -1,0 +1,88 @@
+"""Whole-utterance alignment (viseme_engine/text_utterance.py): known frames, then real
+speech through the engine as POST /v1/visemes runs it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.speech import espeak_pcm
+from viseme_engine.audio import AudioFormat
+from viseme_engine.engine import EngineConfig, LoadedModels, VisemeEngine
+from viseme_engine.smoothing import VisemeEvent
+from viseme_engine.text_align import expected_visemes
+from viseme_engine.text_utterance import UtteranceConfig, align_utterance, viterbi
+
+M, N, AA, SIL = 21, 19, 2, 0
+
+
+def _probs(rows: list[dict[int, float]], frames_each: int) -> np.ndarray:
+    out = []
+    for row in rows:
+        p = np.full(22, 0.02)
+        for k, v in row.items():
+            p[k] = v
+        out += [p / p.sum()] * frames_each
+    return np.asarray(out, np.float32)
+
+
+def test_the_path_follows_the_transcript_where_the_audio_is_unsure() -> None:
+    # "mom": the model hears m and n alike, and n slightly ahead at the end
+    probs = _probs([{SIL: 0.9}, {M: 0.45, N: 0.40}, {AA: 0.8}, {M: 0.40, N: 0.45}, {SIL: 0.9}], 8)
+    path = viterbi(probs, [[M, AA, M]], UtteranceConfig())
+    assert path.tolist() == [SIL] * 8 + [M] * 8 + [AA] * 8 + [M] * 8 + [SIL] * 8
+    out = align_utterance(probs, [[M, AA, M]]).argmax(-1)
+    assert out.tolist() == path.tolist()  # from the first frame of each: the whole audio is known
+    assert probs.argmax(-1)[24:32].tolist() == [N] * 8
+
+
+def test_pauses_are_optional_and_a_dropped_phone_is_skipped() -> None:
+    # two words with no pause between them, and the second word's middle viseme unsaid
+    probs = _probs([{M: 0.9}, {AA: 0.9}, {N: 0.9}, {M: 0.9}], 6)
+    path = viterbi(probs, [[M, AA], [N, 13, M]], UtteranceConfig())
+    assert path.tolist() == [M] * 6 + [AA] * 6 + [N] * 6 + [M] * 6
+
+
+def test_a_transcript_that_is_not_the_audio_is_not_used() -> None:
+    clear = _probs([{SIL: 0.9}, {AA: 0.9}, {N: 0.9}, {AA: 0.9}, {SIL: 0.9}] * 3, 8)
+    out = align_utterance(clear, [[16, 13, 7, 18]] * 4)
+    np.testing.assert_array_equal(out, clear)
+    np.testing.assert_array_equal(align_utterance(clear, []), clear)
+
+
+@pytest.fixture
+async def engine(loaded_models: LoadedModels) -> Any:
+    engine = VisemeEngine(loaded_models, EngineConfig())
+    await engine.start()
+    yield engine
+    await engine.stop()
+
+
+async def visemes(
+    engine: VisemeEngine, text: str, pcm: bytes, rate: int, step: int
+) -> list[VisemeEvent]:
+    fmt = AudioFormat("pcm_s16le", rate)
+    stream = await engine.open_utterance("default", fmt, pcm, text)
+    events = []
+    for at in range(0, len(pcm), step):
+        events += await stream.feed(pcm[at : at + step])
+    return events + await stream.flush()
+
+
+async def test_real_speech_shows_the_transcript_in_any_chunking(engine: VisemeEngine) -> None:
+    text = "Bob may pay my mom."
+    pcm, rate = espeak_pcm(text)
+    whole = await visemes(engine, text, pcm, rate, len(pcm))
+    chunked = await visemes(engine, text, pcm, rate, rate // 10 * 2)  # 100 ms, as SSE chunks go
+    assert chunked == whole
+    spoken = [e.viseme_id for e in whole if e.viseme_id != SIL]
+    said = [v for w in expected_visemes(text, "en") for v in w]
+    assert [v for i, v in enumerate(spoken) if i == 0 or spoken[i - 1] != v] == [
+        v for i, v in enumerate(said) if i == 0 or said[i - 1] != v
+    ]  # the transcript's visemes, in its order
+    other = await visemes(engine, "Sally sells sea shells by the shore.", pcm, rate, len(pcm))
+    plain = engine.open_stream("default", AudioFormat("pcm_s16le", rate))
+    acoustic = await plain.feed(pcm) + await plain.flush()
+    assert other == acoustic  # the wrong transcript is not used at all

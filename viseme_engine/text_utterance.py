@@ -1,0 +1,143 @@
+"""Text-informed decoding of a whole utterance: forced alignment of its transcript.
+
+`TextAligner` (text_align.py) filters: it may use only the audio heard so far,
+because a live stream's later audio does not exist yet. `POST /v1/visemes` has
+the whole recording and its transcript before it answers, so it can do what an
+offline aligner does (Rhubarb with a dialog file, MFA): the best path through
+the whole transcript given all the audio, by Viterbi over the same states
+(an optional pause around each word, one state per viseme, stay, advance, or
+skip a dropped phone). A boundary is then placed with the audio on both sides
+of it, not only before it.
+
+The path is trusted only where the audio agrees with it. Agreement at a frame is
+the model's probability of the path's viseme over its probability of its own
+best one. An utterance whose speech frames agree less than `gate` on average has
+the wrong transcript (nothing of it is used: the audio decides alone); within
+the rest, a stretch whose agreement, averaged over `window` frames of speech,
+falls below `bound` (text that skips, adds or mis-spells words there) gets what
+the online aligner makes of it (`align_recording`).
+
+Measured on held-out real speakers: docs/architecture.md ("Text-informed lip
+sync") and the model card.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from .phonemes import SILENCE
+from .text_align import TextAligner
+
+Probs = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class UtteranceConfig:
+    p_stay: float = 0.82
+    p_skip: float = 0.04  # skip one state: a phone the speaker dropped
+    floor: float = 0.03  # emission floor: inserted or mispronounced phones
+    gate: float = 0.7  # mean agreement below this: the transcript is not this audio's
+    bound: float = 0.55  # a stretch's agreement below this: the audio alone there
+    window: int = 21  # frames (10 ms) of a stretch
+    keep: float = 0.1  # share of the model's own probabilities kept on the path
+
+
+def states(words: Sequence[Sequence[int]]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """Visemes per state, and which states are optional pauses: one before, between
+    and after the words."""
+    vis, optional = [SILENCE], [True]
+    for word in words:
+        vis += [*word, SILENCE]
+        optional += [False] * len(word) + [True]
+    return np.asarray(vis, np.int64), np.asarray(optional, bool)
+
+
+def viterbi(
+    probs: Probs, words: Sequence[Sequence[int]], config: UtteranceConfig
+) -> npt.NDArray[np.int64]:
+    """The viseme of the best state path, per frame."""
+    vis, optional = states(words)
+    n = len(vis)
+    log_emit = np.log(probs[:, vis].astype(np.float64) + config.floor)
+    stay, advance = np.log(config.p_stay), np.log(1.0 - config.p_stay - config.p_skip)
+    # two states on: a dropped phone, or an optional pause passed by (as cheap as entering it)
+    skip = np.where(optional[1:-1], advance, np.log(config.p_skip))
+    score = np.full(n, -np.inf)
+    score[:2] = log_emit[0, :2]
+    back = np.zeros((len(probs), n), np.int8)
+    moves = np.empty((3, n))
+    for t in range(1, len(probs)):
+        moves[0] = score + stay
+        moves[1, 0], moves[1, 1:] = -np.inf, score[:-1] + advance
+        moves[2, :2], moves[2, 2:] = -np.inf, score[:-2] + skip
+        back[t] = moves.argmax(0)
+        score = moves[back[t], np.arange(n)] + log_emit[t]
+    state = n - 1 if score[n - 1] >= score[n - 2] else n - 2  # the last pause is optional
+    path = np.empty(len(probs), np.int64)
+    for t in range(len(probs) - 1, -1, -1):
+        path[t] = state
+        state -= int(back[t, state])
+    return vis[path]
+
+
+def align_utterance(
+    probs: Probs,
+    words: Sequence[Sequence[int]],
+    config: UtteranceConfig | None = None,
+    fallback: Probs | None = None,
+) -> Probs:
+    """Per-frame probabilities [frames, classes] of the whole utterance in; the same,
+    pinned to the transcript where the audio agrees with it, out: `probs` themselves
+    for a transcript that is not this audio's, and in its other stretches the
+    `fallback` probabilities (default: `probs`)."""
+    config = config or UtteranceConfig()
+    if not words or len(probs) < 2:
+        return probs
+    path = viterbi(probs, words, config)
+    frames = np.arange(len(probs))
+    agree = probs[frames, path] / np.maximum(probs.max(-1), 1e-9)
+    speech = (probs.argmax(-1) != SILENCE) | (path != SILENCE)
+    if not speech.any() or agree[speech].mean() < config.gate:
+        return probs
+    near = _window_sum(np.where(speech, agree, 0.0), config.window)
+    count = _window_sum(speech.astype(np.float64), config.window)
+    trusted = (count == 0) | (near >= config.bound * np.maximum(count, 1.0))
+    pinned = config.keep * probs
+    pinned[frames, path] += 1.0 - config.keep
+    other = probs if fallback is None else fallback
+    return np.where(trusted[:, None], pinned, other).astype(np.float32)
+
+
+def _window_sum(values: npt.NDArray[np.float64], width: int) -> npt.NDArray[np.float64]:
+    """Sums over `width` frames centred on each frame (fewer at the edges)."""
+    full = np.convolve(values, np.ones(width), mode="full")
+    start = (width - 1) // 2
+    return full[start : start + len(values)]
+
+
+def align_recording(probs: Probs, words: Sequence[Sequence[int]], lang: str) -> Probs:
+    """`align_utterance` with the online aligner's view (text_align.py, the whole
+    transcript given up front) in the stretches it does not trust."""
+    online = TextAligner(lang)
+    online.add_visemes(words, final=True)
+    return align_utterance(probs, words, fallback=online.step(probs))
+
+
+class UtteranceAligner:
+    """The `step` of a stream (viseme_engine/stream.py) over an utterance already
+    aligned: each block's frames get their aligned probabilities, in order."""
+
+    def __init__(self, aligned: Probs) -> None:
+        self._aligned = aligned
+        self._at = 0
+
+    def step(self, probs: Probs) -> Probs:
+        part = self._aligned[self._at : self._at + len(probs)]
+        self._at += len(probs)
+        if len(part) < len(probs):  # more frames than the first pass had: theirs
+            part = np.concatenate([part, probs[len(part) :]])
+        return part
