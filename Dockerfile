@@ -86,6 +86,10 @@ RUN apt-get update \
     && useradd --system --uid 10001 --gid gateway --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin gateway
 COPY --from=build /opt/venv /opt/venv
+# Listening on every interface, the gateway wants VISEME_GATEWAY_PUBLIC_URL (the base
+# of the signed URLs it hands out), so it never takes it from a request's Host:
+#   docker run -p 8080:8080 -e VISEME_GATEWAY_PUBLIC_URL=http://localhost:8080 IMAGE
+# (the Helm chart sets it).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
