@@ -15,7 +15,6 @@ import pytest
 import websockets
 from pipecat.frames.frames import InterruptionFrame, TTSSpeakFrame
 from pipecat.frames.protobufs import frames_pb2
-from pipecat.pipeline.runner import PipelineRunner
 from pipecat.pipeline.task import PipelineTask
 from viseme_pipecat import VISEMES_TYPE, example
 
@@ -65,7 +64,7 @@ async def bot(request: pytest.FixtureRequest) -> AsyncIterator[Bot]:
     async def start(greeting: str) -> tuple[PipelineTask, Received]:
         port = free_port()
         task = example.bot(port=port, pace=request.param, greeting=greeting)
-        running.append(asyncio.create_task(PipelineRunner(handle_sigint=False).run(task)))
+        running.append(asyncio.create_task(example.run(task, handle_sigint=False)))
         received, connected = Received(), asyncio.Event()
         running.append(asyncio.create_task(listen(f"ws://127.0.0.1:{port}", received, connected)))
         await connected.wait()

@@ -17,7 +17,6 @@ from typing import Any
 
 from pipecat.frames.frames import Frame, TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
-from pipecat.pipeline.runner import PipelineRunner
 from pipecat.pipeline.task import PipelineTask
 from pipecat.pipeline.worker import PipelineParams
 from pipecat.serializers.protobuf import ProtobufFrameSerializer
@@ -27,6 +26,7 @@ from pipecat.transports.websocket.server import (
     SingleClientWebsocketServerParams,
     SingleClientWebsocketServerTransport,
 )
+from pipecat.workers.runner import WorkerRunner
 
 from viseme_pipecat import VisemeProcessor
 
@@ -90,6 +90,13 @@ def bot(
     return task
 
 
+async def run(task: PipelineTask, handle_sigint: bool = True) -> None:
+    """Run the bot until its pipeline ends (or is cancelled)."""
+    runner = WorkerRunner(handle_sigint=handle_sigint)
+    await runner.add_workers(task)
+    await runner.run()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8765)
@@ -99,7 +106,7 @@ def main() -> None:
     parser.add_argument("--api-key", help="the gateway API key, with --gateway-url")
     args = parser.parse_args()
     task = bot(port=args.port, gateway_url=args.gateway_url, api_key=args.api_key)
-    asyncio.run(PipelineRunner().run(task))
+    asyncio.run(run(task))
 
 
 if __name__ == "__main__":
