@@ -15,7 +15,7 @@ import pytest
 import websockets
 from pipecat.frames.frames import InterruptionFrame, TTSSpeakFrame
 from pipecat.frames.protobufs import frames_pb2
-from pipecat.pipeline.task import PipelineTask
+from pipecat.pipeline.worker import PipelineWorker
 from viseme_pipecat import VISEMES_TYPE, example
 
 from viseme_engine.audio import AudioFormat
@@ -53,7 +53,7 @@ def free_port() -> int:
         return port
 
 
-Bot = Callable[[str], Awaitable[tuple[PipelineTask, Received]]]
+Bot = Callable[[str], Awaitable[tuple[PipelineWorker, Received]]]
 
 
 @pytest.fixture(params=[0.0, 0.8], ids=["burst", "live"])
@@ -61,7 +61,7 @@ async def bot(request: pytest.FixtureRequest) -> AsyncIterator[Bot]:
     """The README's example bot (audio all at once, or live), and a raw client of it."""
     running: list[asyncio.Task[Any]] = []
 
-    async def start(greeting: str) -> tuple[PipelineTask, Received]:
+    async def start(greeting: str) -> tuple[PipelineWorker, Received]:
         port = free_port()
         task = example.bot(port=port, pace=request.param, greeting=greeting)
         running.append(asyncio.create_task(example.run(task, handle_sigint=False)))

@@ -17,8 +17,7 @@ from typing import Any
 
 from pipecat.frames.frames import Frame, TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
-from pipecat.pipeline.task import PipelineTask
-from pipecat.pipeline.worker import PipelineParams
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.serializers.protobuf import ProtobufFrameSerializer
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
@@ -68,7 +67,7 @@ def bot(
     pace: float = 1.0,
     greeting: str = "Bob may pay my mom.",
     **visemes: Any,
-) -> PipelineTask:
+) -> PipelineWorker:
     """The pipeline: transport in, TTS, visemes, transport out; it says `greeting` to
     each client. `visemes` are the `VisemeProcessor`'s arguments (model, lipsync,
     gateway_url and api_key)."""
@@ -81,7 +80,7 @@ def bot(
     )
     tts = EspeakTTS(pace)
     pipeline = Pipeline([transport.input(), tts, VisemeProcessor(**visemes), transport.output()])
-    task = PipelineTask(pipeline, params=PipelineParams(audio_out_sample_rate=16_000))
+    task = PipelineWorker(pipeline, params=PipelineParams(audio_out_sample_rate=16_000))
 
     @transport.event_handler("on_client_connected")  # type: ignore[untyped-decorator]
     async def greet(_transport: Any, _client: Any) -> None:
@@ -90,7 +89,7 @@ def bot(
     return task
 
 
-async def run(task: PipelineTask, handle_sigint: bool = True) -> None:
+async def run(task: PipelineWorker, handle_sigint: bool = True) -> None:
     """Run the bot until its pipeline ends (or is cancelled)."""
     runner = WorkerRunner(handle_sigint=handle_sigint)
     await runner.add_workers(task)
