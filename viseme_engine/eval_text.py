@@ -5,6 +5,7 @@ run per utterance gives its frame probabilities; they are then decoded
   acoustic   argmax of the model's probabilities (the plain eval's predictor)
   text       the whole transcript known up front (POST /v1/visemes with `text`)
   text-10%   a transcript with 10% of its words deleted or substituted
+  text-wrong another utterance's transcript (the decoder must fall back)
   early/late the transcript arriving word by word, 300 ms before or after each
              word is spoken (a relay's transcript deltas), fed in 100 ms chunks
   utterance  the whole recording force-aligned to its transcript
@@ -34,7 +35,10 @@ from .text_utterance import align_recording
 
 # Float32 16 kHz audio -> per-frame class probabilities [frames, 22]
 ProbPredictor = Callable[[np.ndarray], np.ndarray]
-CONDITIONS = ("acoustic", "text", "text-10%", "early", "late", "utterance", "utt-10%", "utt-wrong")
+CONDITIONS = (
+    "acoustic", "text", "text-10%", "text-wrong", "early", "late", "utterance", "utt-10%",
+    "utt-wrong",
+)  # fmt: skip
 _CHUNK = 10  # frames of 10 ms per streamed piece
 _FILLERS = ("the", "and", "uh", "well", "so", "then", "very", "of")
 
@@ -121,6 +125,7 @@ def evaluate(
             "acoustic": probs.argmax(-1),
             "text": decode_text(probs, s.lang, text),
             "text-10%": decode_text(probs, s.lang, corrupted),
+            "text-wrong": decode_text(probs, s.lang, other),
             "early": decode_streamed(probs, s.lang, timed, -0.3),
             "late": decode_streamed(probs, s.lang, timed, 0.3),
             "utterance": decode_utterance(probs, s.lang, text),

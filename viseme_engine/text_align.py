@@ -129,8 +129,8 @@ class TextConfig:
     p_stay: float = 0.82
     p_skip: float = 0.04  # skip one state: a phone the speaker dropped
     floor: float = 0.03  # emission floor: inserted or mispronounced phones
-    agree_low: float = 0.12  # running agreement at or below this: acoustic only
-    agree_high: float = 0.35  # at or above this: the full weight
+    agree_low: float = 0.25  # running agreement at or below this: acoustic only
+    agree_high: float = 0.5  # at or above this: the full weight
     agree_frames: int = 20  # time constant of the running agreement (10 ms frames)
     catch_up: int = 6  # states new text spreads the waiting mass over
     resync: float = 1e-3  # mass spread ahead each frame, so a lost alignment recovers
