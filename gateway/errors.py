@@ -289,11 +289,13 @@ class ModelNotAllowed(Forbidden):
 
 # Codes of errors aiohttp raises itself (no such route, wrong method).
 HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
+# Codes of the streaming endpoint's error messages that no HTTP answer carries.
+STREAM_CODES = ("FRAME_SIZE_EXCEEDED",)
 
 
 def error_codes() -> list[str]:
     """Every `code` a JSON error may carry (the OpenAPI document's enum)."""
-    codes, todo = set(HTTP_CODES.values()), [GatewayError]
+    codes, todo = {*HTTP_CODES.values(), *STREAM_CODES}, [GatewayError]
     while todo:
         cls = todo.pop()
         codes.add(cls.code)

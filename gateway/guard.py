@@ -94,15 +94,53 @@ async def check_quota(app: web.Application, key: Key, adding_ms: float = 0.0) ->
         return
     now = now_utc()
     day_ms, month_ms = await app[USAGE].audio_ms(key.key_id, now)
-    for quota, used, period, until in (
-        (policy.audio_minutes_per_day, day_ms, "day", _next_day(now)),
-        (policy.audio_minutes_per_month, month_ms, "month", _next_month(now)),
-    ):
-        if quota is not None and (used >= quota * 60_000 or used + adding_ms > quota * 60_000):
-            raise QuotaExceeded(
-                f"Audio quota of {quota:g} minutes per {period} used up for this key",
-                (until - now).total_seconds(),
-            )
+    over = [
+        quota is not None and (used >= quota * 60_000 or used + adding_ms > quota * 60_000)
+        for quota, used in (
+            (policy.audio_minutes_per_day, day_ms),
+            (policy.audio_minutes_per_month, month_ms),
+        )
+    ]
+    _refuse_quota(key, over, now)
+
+
+def _refuse_quota(key: Key, over: list[bool], now: dt.datetime) -> None:
+    """QuotaExceeded for the periods used up ([day, month]): Retry-After is the end of
+    the latest, since audio waits for all of them."""
+    periods = [
+        (key.policy.audio_minutes_per_day, "day", _next_day(now)),
+        (key.policy.audio_minutes_per_month, "month", _next_month(now)),
+    ]
+    used_up = [period for period, is_over in zip(periods, over, strict=True) if is_over]
+    if used_up:
+        quota, name, until = used_up[-1]
+        raise QuotaExceeded(
+            f"Audio quota of {quota:g} minutes per {name} used up for this key",
+            (until - now).total_seconds(),
+        )
+
+
+@contextlib.asynccontextmanager
+async def quota_reserved(app: web.Application, key: Key, ms: float) -> AsyncIterator[None]:
+    """Hold `ms` of the key's audio quota while a request analyses it: checked and
+    reserved in one atomic step, so requests at once cannot go past the quota
+    together (QuotaExceeded when they would). Given back on leaving, once the
+    request's usage is recorded."""
+    policy = key.policy
+    if policy.audio_minutes_per_day is None and policy.audio_minutes_per_month is None:
+        yield
+        return
+    now, amount = now_utc(), int(ms)
+    limits = [
+        None if q is None else int(q * 60_000)
+        for q in (policy.audio_minutes_per_day, policy.audio_minutes_per_month)
+    ]
+    over = await app[USAGE].reserve(key.key_id, amount, limits[0], limits[1], now)
+    _refuse_quota(key, over, now)
+    try:
+        yield
+    finally:
+        await app[USAGE].unreserve(key.key_id, amount)
 
 
 class Throttle:
@@ -189,7 +227,7 @@ async def metered(
             if time.monotonic() >= deadline:
                 await target.close(TIME_LIMIT)
                 return
-            await write()
+            await asyncio.shield(write())  # a cancel now must not lose what it took
             current = app[AUTH].get(key.key_id)
             if current is None or not current.enabled:
                 await target.close(KEY_DISABLED)

@@ -50,6 +50,9 @@ class Keyring:
         self._by_id = {k.key_id: k for k in self.keys}
         if len(self._by_id) != len(self.keys):
             raise ValueError("two keys have the same id")
+        if len({k.digest for k in self.keys}) != len(self.keys):
+            # one secret, two policies: which applies would depend on the file's order
+            raise ValueError("two keys have the same secret")
 
     def get(self, key_id: str) -> Key | None:
         return self._by_id.get(key_id)
@@ -92,6 +95,8 @@ def parse_keys_file(text: str) -> list[Key]:
     entries = data.get("keys", [])
     if not isinstance(entries, list):
         raise ValueError("keys must be an array of tables ([[keys]])")
+    if not entries:  # what a file being rewritten (`cat new > keys.toml`) reads for a moment
+        raise ValueError("no [[keys]]: a keys file without keys is refused")
     return [_key(number, entry, defaults) for number, entry in enumerate(entries, start=1)]
 
 

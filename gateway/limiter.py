@@ -52,7 +52,7 @@ _RENEW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease = tonumber(ARGV[#ARGV])
-for i = 1, #ARGV - 1 do redis.call('ZADD', KEYS[1], 'XX', now + lease, ARGV[i]) end
+for i = 1, #ARGV - 1 do redis.call('ZADD', KEYS[1], now + lease, ARGV[i]) end
 redis.call('PEXPIRE', KEYS[1], lease)
 return 1
 """
@@ -71,9 +71,10 @@ def limits_uri(redis_url: str) -> str:
 
 
 def signed_url_item(per_second: float, burst: int) -> RateLimitItemPerSecond:
-    """`burst` signed URLs in a moving window of burst/rate seconds (at least one second)."""
+    """`burst` signed URLs in a moving window of burst/rate seconds (whole seconds, at
+    least one): never more than `burst` at once, `rate` a second over the window."""
     window = max(1, math.ceil(burst / per_second))
-    return RateLimitItemPerSecond(max(burst, math.ceil(per_second * window)), window)
+    return RateLimitItemPerSecond(burst, window)
 
 
 @dataclass

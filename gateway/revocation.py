@@ -137,14 +137,16 @@ def redis_client(url: str) -> aioredis.Redis:
 
     Short timeouts: a dead Redis must fail a check fast (503), not hang it. One
     retry on a fresh connection: after a Redis restart every pooled connection is
-    dead, and the first request must not fail for that (503).
+    dead, and the first request must not fail for that (503). Only connection
+    errors are retried, never a timeout: a reply later than the timeout is a
+    command Redis ran, and running an INCR or HINCRBY again would count it twice.
     """
     return aioredis.Redis.from_url(
         url,
         socket_timeout=1.0,
         socket_connect_timeout=1.0,
         health_check_interval=10,
-        retry=Retry(NoBackoff(), 1),
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         retry_on_error=[RedisConnectionError],
     )
 

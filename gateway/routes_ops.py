@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from viseme_engine.device import cuda_device_count
 
-from . import __version__
+from . import __version__, cors
 from .errors import AuthError
 from .http import errors_middleware
 from .openapi import document
@@ -107,6 +107,7 @@ def metrics_on_public_port(settings: Settings) -> bool:
 def metrics_app(main: web.Application) -> web.Application:
     """/metrics alone, for a listener of its own (VISEME_GATEWAY_METRICS_PORT)."""
     app = web.Application(middlewares=[errors_middleware])
+    app.on_response_prepare.append(cors.on_prepare)  # nosniff and Referrer-Policy
     app[SETTINGS], app[METRICS] = main[SETTINGS], main[METRICS]
     app.router.add_get("/metrics", metrics)
     return app

@@ -48,17 +48,18 @@ _Item = _Chunk | TtsError | None  # None: the speech ended without a last chunk
 async def visemes_audio(request: web.Request) -> web.StreamResponse:
     key = require_api_key(request)
     settings = request.app[SETTINGS]
-    body = schemas.parse(
-        schemas.VisemesAudioRequest,
-        await read_json(request, settings.max_body_bytes),
-        "Invalid request",
-    )
-    guard.allow(key, model=body.model)
-    await guard.check_quota(request.app, key)
-    if request.app[ENGINE].engine is None:
-        raise EngineUnavailable("Viseme engine is not ready")
     limit, meter = key.policy.tts_concurrency, guard.Meter()
+    # The slot before the body: a key's slow uploads are bounded too, not only its speech.
     async with request.app[LIMITER].holding("tts_requests", key.key_id, limit, ConcurrencyLimit):
+        body = schemas.parse(
+            schemas.VisemesAudioRequest,
+            await read_json(request, settings.max_body_bytes),
+            "Invalid request",
+        )
+        guard.allow(key, model=body.model)
+        await guard.check_quota(request.app, key)
+        if request.app[ENGINE].engine is None:
+            raise EngineUnavailable("Viseme engine is not ready")
         try:
             return await _speak(request, body, meter)
         finally:

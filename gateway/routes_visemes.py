@@ -43,33 +43,33 @@ def _audio(body: schemas.VisemesRequest) -> tuple[AudioFormat, bytes]:
 async def visemes(request: web.Request) -> web.StreamResponse:
     key = require_api_key(request)
     settings = request.app[SETTINGS]
-    body = schemas.parse(
-        schemas.VisemesRequest,
-        await read_json(request, settings.max_body_bytes),
-        "Invalid audio data",
-    )
-    fmt, data = _audio(body)
-    seconds = fmt.duration_ms(len(data)) / 1000
-    if seconds > settings.max_audio_seconds:
-        raise BadRequest(
-            f"Invalid audio data: {seconds:.0f} s is longer than the "
-            f"{settings.max_audio_seconds:.0f} s limit"
-        )
-    guard.allow(key, model=body.model)
-    await guard.check_quota(request.app, key, adding_ms=seconds * 1000)
-    engine = request.app[ENGINE].engine
-    if engine is None:
-        raise EngineUnavailable("Viseme engine is not ready")
     limit = key.policy.visemes_concurrency
-    meter = guard.Meter()
+    # The slot before the body: a key's slow uploads are bounded too, not only its analyses.
     async with request.app[LIMITER].holding(
         "visemes_requests", key.key_id, limit, ConcurrencyLimit
     ):
-        try:
-            return await _answer(request, body, (fmt, data), meter)
-        finally:
-            audio, visemes = meter.take()
-            await request.app[USAGE].record(key.key_id, visemes_audio_ms=audio, visemes=visemes)
+        body = schemas.parse(
+            schemas.VisemesRequest,
+            await read_json(request, settings.max_body_bytes),
+            "Invalid audio data",
+        )
+        fmt, data = _audio(body)
+        seconds = fmt.duration_ms(len(data)) / 1000
+        if seconds > settings.max_audio_seconds:
+            raise BadRequest(
+                f"Invalid audio data: {seconds:.0f} s is longer than the "
+                f"{settings.max_audio_seconds:.0f} s limit"
+            )
+        guard.allow(key, model=body.model)
+        if request.app[ENGINE].engine is None:
+            raise EngineUnavailable("Viseme engine is not ready")
+        meter = guard.Meter()
+        async with guard.quota_reserved(request.app, key, seconds * 1000):
+            try:
+                return await _answer(request, body, (fmt, data), meter)
+            finally:
+                audio, visemes = meter.take()
+                await request.app[USAGE].record(key.key_id, visemes_audio_ms=audio, visemes=visemes)
 
 
 async def _answer(
