@@ -4,10 +4,13 @@ streaming endpoint."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+import aiohttp
 import pytest
 
+from gateway.sessions import SESSIONS
 from gateway.settings import Settings
 from tests.conftest import API_KEY
 from tests.fakes.gateway import Gateway, running_gateway
@@ -125,3 +128,18 @@ async def test_the_shared_engine_loads_once_per_loop() -> None:
     assert first is second
     assert set(first.model_names) == {"default", "indonesian"}
     await first.stop()
+
+
+async def test_a_dropped_connection_costs_a_frame_and_the_timeline_goes_on(gw: Gateway) -> None:
+    chunks, fmt = frames()
+    remote = RemoteVisemes(f"{gw.ws_base}/v1/visemes/stream", API_KEY, timeout_s=2)
+    try:
+        assert (await remote.feed(chunks[0], fmt))["audio_offset_ms"] == 0
+        await gw.server.app[SESSIONS].close_all()  # the gateway drops every stream
+        with contextlib.suppress(RemoteError, aiohttp.ClientError):
+            await remote.feed(chunks[1], fmt)  # lost with the connection (or answered)
+        third = await remote.feed(chunks[2], fmt)  # on a new connection
+        assert third["audio_offset_ms"] == 80  # counted from the frames given, answered or not
+        assert third["type"] == "visemes"
+    finally:
+        await remote.aclose()

@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 import websockets
@@ -53,7 +53,10 @@ def free_port() -> int:
         return port
 
 
-Bot = Callable[[str], Awaitable[tuple[PipelineWorker, Received]]]
+class Bot(Protocol):
+    def __call__(
+        self, greeting: str, **visemes: Any
+    ) -> Awaitable[tuple[PipelineWorker, Received]]: ...
 
 
 @pytest.fixture(params=[0.0, 0.8], ids=["burst", "live"])
@@ -61,9 +64,11 @@ async def bot(request: pytest.FixtureRequest) -> AsyncIterator[Bot]:
     """The README's example bot (audio all at once, or live), and a raw client of it."""
     running: list[asyncio.Task[Any]] = []
 
-    async def start(greeting: str) -> tuple[PipelineWorker, Received]:
+    async def start(greeting: str, **visemes: Any) -> tuple[PipelineWorker, Received]:
+        visemes.setdefault("deadline_ms", 10_000)
         port = free_port()
-        task = example.bot(port=port, pace=request.param, greeting=greeting)
+        # a deadline this machine's load cannot miss: the visemes are compared exactly
+        task = example.bot(port=port, pace=request.param, greeting=greeting, **visemes)
         running.append(asyncio.create_task(example.run(task, handle_sigint=False)))
         received, connected = Received(), asyncio.Event()
         running.append(asyncio.create_task(listen(f"ws://127.0.0.1:{port}", received, connected)))
@@ -100,8 +105,8 @@ async def listen(url: str, received: Received, until: asyncio.Event) -> None:
                         received.add("visemes", data_)
 
 
-async def wait_for(received: Received, check: Any) -> None:
-    async with asyncio.timeout(20):
+async def wait_for(received: Received, check: Any, within: float = 20) -> None:
+    async with asyncio.timeout(within):
         while not check():
             await received.changed.wait()
             received.changed.clear()
@@ -163,3 +168,20 @@ async def test_an_interruption_clears_the_visemes_of_the_cut_speech(
     sent_after = sum(a.get("audio_duration_ms", 0) for a in after)
     assert sent_after <= heard_after + 40  # only the new sentence's audio
     assert [v["visemeId"] for a in after for v in a["visemes"]].count(21) >= 5
+
+
+async def test_a_viseme_source_that_never_answers_never_holds_the_audio(bot: Bot) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # takes the connection, never answers the upgrade
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        url = f"ws://127.0.0.1:{port}/v1/visemes/stream"
+        _, received = await bot(SENTENCE, gateway_url=url, api_key="k" * 20, deadline_ms=20)
+        spoken_ms = 1300  # espeak-ng's "Bob may pay my mom."
+        # well within the 10 s the source would wait for its gateway on the first frame
+        await wait_for(received, lambda: received.audio_ms() >= spoken_ms, within=6)
+        assert received.visemes() == []  # none in time, and the audio went on
+    finally:
+        server.close()

@@ -97,8 +97,9 @@ class LiveVisemes:
         else:
             self.events = len(events)
             answer |= output.push(events, stream.take_probs(), self.at_ms - self._stream_at)
-        self._last_ms = self.at_ms
-        self.at_ms += duration_ms
+        finally:  # a frame that failed (or was given up on) still took its time
+            self._last_ms = self.at_ms
+            self.at_ms += duration_ms
         return answer
 
     async def flush(self) -> Answer:

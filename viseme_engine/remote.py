@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Awaitable
 from dataclasses import asdict
 from typing import Any
 
@@ -30,7 +32,16 @@ class RemoteError(Exception):
 
 class RemoteVisemes:
     """One timeline over a gateway connection, opened on the first frame (and again
-    when the audio format changes or the connection was lost)."""
+    when the audio format changes or the connection was lost).
+
+    A reader task takes every message off the socket as it comes (so the gateway's
+    heartbeat pings are answered while the agent is silent) and queues the answers.
+    Any failure (a refused or lost connection, an answer later than `timeout_s`, a
+    caller's cancel) drops the connection, so no late answer is ever taken for the
+    next frame's; after a refused connection the next attempt waits (1 s, doubling to
+    30 s) and frames meanwhile fail at once. The timeline counts every frame given,
+    answered or not.
+    """
 
     def __init__(
         self,
@@ -53,35 +64,42 @@ class RemoteVisemes:
         self._own_session = session is None
         self._timeout = timeout_s
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._answers: asyncio.Queue[dict[str, Any] | RemoteError] = asyncio.Queue()
+        self._reader: asyncio.Task[None] | None = None
         self._format: AudioFormat | None = None
         self._base_ms = 0.0  # the timeline's time when this connection opened
         self.at_ms = 0.0
         self._lock = asyncio.Lock()
+        self._backoff = 0.0
+        self._retry_at = 0.0  # monotonic time before which no connection is tried
 
     async def feed(self, pcm: bytes, fmt: AudioFormat) -> Answer:
         async with self._lock:
-            ws = await self._connected(fmt)
-            await ws.send_bytes(pcm)
-            answer = await self._answer(ws)
-            self.at_ms += fmt.duration_ms(len(pcm))
-            return answer
+            try:
+                ws = await self._connected(fmt)
+                await self._call(ws.send_bytes(pcm))
+                return await self._answer()
+            finally:
+                self.at_ms += fmt.duration_ms(len(pcm))
 
     async def flush(self) -> Answer:
         async with self._lock:
             if self._ws is None:
                 return {"type": "visemes", "audio_offset_ms": round(self.at_ms), "final": True,
                         "visemes": []}  # fmt: skip
-            await self._ws.send_str(json.dumps({"type": "flush"}))
-            return await self._answer(self._ws)
+            await self._call(self._ws.send_str(json.dumps({"type": "flush"})))
+            return await self._answer()
 
     async def reset(self) -> None:
         async with self._lock:
-            if self._ws is not None and not self._ws.closed:
-                await self._ws.send_str(json.dumps({"type": "reset"}))
+            if self._ws is not None:
+                await self._call(self._ws.send_str(json.dumps({"type": "reset"})))
 
     async def aclose(self) -> None:
         async with self._lock:
-            await self._disconnect()
+            ws = self._drop()
+            if ws is not None:
+                await ws.close()
             if self._own_session and self._session is not None:
                 await self._session.close()
                 self._session = None
@@ -89,51 +107,91 @@ class RemoteVisemes:
     async def _connected(self, fmt: AudioFormat) -> aiohttp.ClientWebSocketResponse:
         if self._ws is not None and not self._ws.closed and fmt == self._format:
             return self._ws
-        await self._disconnect()
+        self._drop()
+        if time.monotonic() < self._retry_at:
+            raise RemoteError("unavailable", "the gateway refused the last attempt; waiting")
         if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=None, connect=self._timeout)
-            )
-        timeout = aiohttp.ClientWSTimeout(ws_close=self._timeout)
-        ws = await self._session.ws_connect(self._url, headers=self._headers, timeout=timeout)
+            self._session = aiohttp.ClientSession()
         try:
-            config = {**self._config, "sample_rate": fmt.sample_rate, "encoding": fmt.encoding}
-            await ws.send_str(json.dumps(config))
-            ready = await self._receive(ws)
+            async with asyncio.timeout(self._timeout):  # the whole handshake
+                ws = await self._session.ws_connect(self._url, headers=self._headers)
+                config = {**self._config, "sample_rate": fmt.sample_rate, "encoding": fmt.encoding}
+                await ws.send_str(json.dumps(config))
+                ready = _parse(await ws.receive())
             if ready.get("type") != "ready":
+                await ws.close()
                 raise RemoteError("bad_reply", f"expected ready, got {ready.get('type')!r}")
-        except BaseException:
-            await ws.close()
+        except (aiohttp.ClientError, TimeoutError, RemoteError):
+            self._backoff = min(max(1.0, 2 * self._backoff), 30.0)
+            self._retry_at = time.monotonic() + self._backoff
             raise
+        self._backoff = 0.0
+        self._answers = asyncio.Queue()
+        self._reader = asyncio.create_task(self._read(ws, self._answers))
         self._ws, self._format, self._base_ms = ws, fmt, self.at_ms
         return ws
 
-    async def _answer(self, ws: aiohttp.ClientWebSocketResponse) -> Answer:
-        """The next visemes message, on this timeline. A lost connection raises; the
-        next frame connects afresh."""
+    async def _call(self, sending: Awaitable[None]) -> None:
         try:
-            while True:
-                message = await self._receive(ws)
-                if message.get("type") == "visemes":
-                    offset = message.get("audio_offset_ms", 0)
-                    return {**message, "audio_offset_ms": round(self._base_ms + offset)}
+            await sending
         except BaseException:
-            await self._disconnect()
+            self._drop()
             raise
 
-    async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
-        message = await ws.receive(timeout=self._timeout)
-        if message.type != aiohttp.WSMsgType.TEXT:
-            reason = ws.close_code, message.extra
-            raise RemoteError("closed", f"the gateway closed the stream: {reason}")
-        body = json.loads(message.data)
-        if not isinstance(body, dict):
-            raise RemoteError("bad_reply", "not a JSON object")
-        if body.get("type") == "error":
-            raise RemoteError(str(body.get("code")), str(body.get("message")))
-        return body
+    async def _answer(self) -> Answer:
+        """The next visemes message, on this timeline."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                item = await self._answers.get()
+        except BaseException:  # late, or the caller gave up: its answer must not be the next
+            self._drop()
+            raise
+        if isinstance(item, RemoteError):
+            self._drop()
+            raise item
+        offset = item.get("audio_offset_ms", 0)
+        return {**item, "audio_offset_ms": round(self._base_ms + offset)}
 
-    async def _disconnect(self) -> None:
+    @staticmethod
+    async def _read(
+        ws: aiohttp.ClientWebSocketResponse, answers: asyncio.Queue[dict[str, Any] | RemoteError]
+    ) -> None:
+        while True:
+            try:
+                message = _parse(await ws.receive())
+            except RemoteError as exc:
+                answers.put_nowait(exc)
+                return
+            if message.get("type") == "visemes":
+                answers.put_nowait(message)
+
+    def _drop(self) -> aiohttp.ClientWebSocketResponse | None:
+        """Forget the connection (its reader stops; closing it is left to a task)."""
         ws, self._ws, self._format = self._ws, None, None
-        if ws is not None:
-            await ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            self._reader = None
+        if ws is not None and not ws.closed:
+            task = asyncio.ensure_future(ws.close())
+            _CLOSING.add(task)
+            task.add_done_callback(_CLOSING.discard)
+        return ws
+
+
+_CLOSING: set[asyncio.Future[bool]] = set()  # closes under way, kept until done
+
+
+def _parse(message: aiohttp.WSMessage) -> dict[str, Any]:
+    if message.type != aiohttp.WSMsgType.TEXT:
+        raise RemoteError(
+            "closed", f"the gateway closed the stream: {message.data} {message.extra}"
+        )
+    try:
+        body = json.loads(message.data)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise RemoteError("bad_reply", "not a JSON object")
+    if body.get("type") == "error":
+        raise RemoteError(str(body.get("code")), str(body.get("message")))
+    return body

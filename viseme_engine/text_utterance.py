@@ -33,6 +33,9 @@ from .phonemes import SILENCE
 from .text_align import TextAligner
 
 Probs = npt.NDArray[np.float32]
+# The most states x frames one alignment keeps back-pointers for (a byte each): a
+# minute of audio with about 3,000 visemes of text.
+MAX_CELLS = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -62,12 +65,11 @@ def viterbi(
     """The viseme of the best state path, per frame."""
     vis, optional = states(words)
     n = len(vis)
-    log_emit = np.log(probs[:, vis].astype(np.float64) + config.floor)
     stay, advance = np.log(config.p_stay), np.log(1.0 - config.p_stay - config.p_skip)
     # two states on: a dropped phone, or an optional pause passed by (as cheap as entering it)
     skip = np.where(optional[1:-1], advance, np.log(config.p_skip))
     score = np.full(n, -np.inf)
-    score[:2] = log_emit[0, :2]
+    score[:2] = np.log(probs[0, vis[:2]] + config.floor)
     back = np.zeros((len(probs), n), np.int8)
     moves = np.empty((3, n))
     for t in range(1, len(probs)):
@@ -75,7 +77,7 @@ def viterbi(
         moves[1, 0], moves[1, 1:] = -np.inf, score[:-1] + advance
         moves[2, :2], moves[2, 2:] = -np.inf, score[:-2] + skip
         back[t] = moves.argmax(0)
-        score = moves[back[t], np.arange(n)] + log_emit[t]
+        score = moves[back[t], np.arange(n)] + np.log(probs[t, vis] + config.floor)
     state = n - 1 if score[n - 1] >= score[n - 2] else n - 2  # the last pause is optional
     path = np.empty(len(probs), np.int64)
     for t in range(len(probs) - 1, -1, -1):
@@ -121,10 +123,16 @@ def _window_sum(values: npt.NDArray[np.float64], width: int) -> npt.NDArray[np.f
 
 def align_recording(probs: Probs, words: Sequence[Sequence[int]], lang: str) -> Probs:
     """`align_utterance` with the online aligner's view (text_align.py, the whole
-    transcript given up front) in the stretches it does not trust."""
+    transcript given up front) in the stretches it does not trust. A transcript too
+    long for its audio (more states than frames, or a path table past MAX_CELLS)
+    gets the online view alone."""
     online = TextAligner(lang)
     online.add_visemes(words, final=True)
-    return align_utterance(probs, words, fallback=online.step(probs))
+    view = online.step(probs)
+    n = len(states(words)[0])
+    if n > len(probs) or n * len(probs) > MAX_CELLS:
+        return view
+    return align_utterance(probs, words, fallback=view)
 
 
 class UtteranceAligner:

@@ -56,7 +56,8 @@ async def entrypoint(ctx: JobContext) -> None:
     await ctx.connect()
     session: AgentSession[Any] = AgentSession(tts=EspeakTTS())
     await session.start(agent=Agent(instructions="Greet the user."), room=ctx.room)
-    attach(session, ctx.room)  # visemes on the topic "visemes", as the audio plays
+    output = attach(session, ctx.room)  # visemes on the topic "visemes", as the audio plays
+    ctx.add_shutdown_callback(output.aclose)
     await session.say("Bob may pay my mom.")
 
 

@@ -23,6 +23,7 @@ segment's last visemes, so an avatar can close its mouth.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import json
 import logging
@@ -42,6 +43,7 @@ from viseme_engine.remote import RemoteVisemes
 
 log = logging.getLogger("viseme_livekit")
 TOPIC = "visemes"
+LATE_S = 0.25  # a message whose audio began longer ago than this is not sent
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -99,14 +101,21 @@ class VisemeAudioOutput(io.AudioOutput):
         self._model, self._lipsync = model, lipsync
         self._segment = 0  # the segment being captured (0: none yet)
         self._capturing = False
-        self._segment_at = 0.0  # where it starts on the source's timeline
+        self._position_ms = 0.0  # where the next captured frame starts in its segment
+        self._last_ms = 0.0  # where the last one started
+        self._generation = 0  # bumped by each interruption: older work is dropped
         self._open: deque[int] = deque()  # segments captured and not finished, in order
         self._anchors: dict[int, float] = {}  # segment -> wall time of its position 0
-        self._due: deque[tuple[int, float, dict[str, Any]]] = deque()  # (segment, ms, message)
+        self._paused_at: float | None = None
+        self._due: list[tuple[int, float, int, dict[str, Any]]] = []  # (segment, ms, n, msg)
+        self._sequence = 0
         self._wake = asyncio.Event()
-        self._work: asyncio.Lock = asyncio.Lock()  # the source's calls, in order
-        self._publisher: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Future[Any]] = set()  # spawned work, kept until done
+        # The source's work, in capture order, off the audio's path: (kind, generation,
+        # segment, position ms, frame or None).
+        self._work: asyncio.Queue[tuple[str, int, int, float, rtc.AudioFrame | None]] = (
+            asyncio.Queue()
+        )
+        self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def sample_rate(self) -> int | None:
@@ -117,17 +126,13 @@ class VisemeAudioOutput(io.AudioOutput):
         if not self._capturing:  # a new segment, open before its playback can start
             self._capturing = True
             self._segment += 1
+            self._position_ms = 0.0
             self._open.append(self._segment)
-            self._segment_at = -1.0  # set by the segment's first answer
-        segment = self._segment
+        at_ms = self._last_ms = self._position_ms
+        self._position_ms += frame.duration * 1000
         await self.next_in_chain.capture_frame(frame)  # the audio first, never held up
         await super().capture_frame(frame)
-        pcm = mono_s16(bytes(frame.data), frame.num_channels)
-        answer = await self._call("feed", pcm, AudioFormat("pcm_s16le", frame.sample_rate))
-        if answer is not None and segment == self._segment:
-            if self._segment_at < 0:
-                self._segment_at = answer["audio_offset_ms"]
-            self._queue(segment, answer)
+        self._submit("feed", at_ms, frame)
 
     def flush(self) -> None:
         super().flush()
@@ -135,15 +140,29 @@ class VisemeAudioOutput(io.AudioOutput):
         self.next_in_chain.flush()
         if self._capturing:
             self._capturing = False
-            self._spawn(self._flush(self._segment))
+            # its answer's offsets count from the last frame's start, as the source's do
+            self._submit("flush", self._last_ms, None)
 
     def clear_buffer(self) -> None:
         assert self.next_in_chain is not None
         self._capturing = False
+        self._generation += 1  # what is queued or being computed now belongs to nothing
         self._due.clear()  # an interruption: what has not played never will
-        self._segment += 1  # answers still being computed belong to no segment now
-        self._spawn(self._call("reset"))
+        self._submit("reset", 0.0, None)
         self.next_in_chain.clear_buffer()  # its playback_finished may come at once
+
+    def pause(self) -> None:
+        super().pause()
+        if self._paused_at is None:
+            self._paused_at = time.time()
+
+    def resume(self) -> None:
+        super().resume()
+        if self._paused_at is not None:  # what plays resumes later by the pause
+            paused = time.time() - self._paused_at
+            self._paused_at = None
+            self._anchors = {segment: at + paused for segment, at in self._anchors.items()}
+            self._wake.set()
 
     def on_playback_started(self, *, created_at: float) -> None:
         super().on_playback_started(created_at=created_at)
@@ -180,46 +199,78 @@ class VisemeAudioOutput(io.AudioOutput):
             "interrupted": interrupted,
             "playback_position_ms": round(playback_position * 1000),
         }
-        kept = [item for item in self._due if item[0] != segment or not interrupted]
-        self._due = deque(kept)
-        self._due.append((segment, -1e9 if interrupted else playback_position * 1000, end))
-        self._wake.set()
+        if interrupted:
+            self._due = [item for item in self._due if item[0] != segment]
+        self._schedule(segment, -1e9 if interrupted else playback_position * 1000, end)
 
     async def aclose(self) -> None:
-        if self._publisher is not None:
-            self._publisher.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._publisher
+                await task
         if self._source is not None:
             await self._source.aclose()
 
-    async def _flush(self, segment: int) -> None:
-        answer = await self._call("flush")
-        if answer is not None and segment == self._segment:
-            self._queue(segment, answer)
+    def _submit(self, kind: str, at_ms: float, frame: rtc.AudioFrame | None) -> None:
+        self._work.put_nowait((kind, self._generation, self._segment, at_ms, frame))
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._compute(), name="visemes-compute"),
+                asyncio.create_task(self._publish_when_due(), name="visemes-publish"),
+            ]
 
-    def _queue(self, segment: int, answer: Answer) -> None:
-        at_ms = answer["audio_offset_ms"] - self._segment_at
-        message = {**answer, "segment": segment, "segment_offset_ms": round(at_ms)}
-        self._due.append((segment, at_ms, message))
+    async def _compute(self) -> None:
+        """The source's calls, one at a time in capture order; a failure costs visemes."""
+        while True:
+            kind, generation, segment, at_ms, frame = await self._work.get()
+            if generation != self._generation and kind != "reset":
+                continue  # interrupted since: nothing of it goes out
+            answer = await self._call(kind, frame)
+            if answer is not None and generation == self._generation:
+                message = {**answer, "segment": segment, "segment_offset_ms": round(at_ms)}
+                self._schedule(segment, at_ms, message)
+
+    async def _call(self, kind: str, frame: rtc.AudioFrame | None) -> Answer | None:
+        if self._source is None and kind != "feed":
+            return None
+        try:
+            if self._source is None:
+                self._source = LiveVisemes(await shared_engine(), self._model, self._lipsync)
+            if kind == "feed":
+                assert frame is not None
+                pcm = mono_s16(bytes(frame.data), frame.num_channels)
+                return await self._source.feed(pcm, AudioFormat("pcm_s16le", frame.sample_rate))
+            if kind == "flush":
+                return await self._source.flush()
+            await self._source.reset()
+        except Exception:
+            log.exception("visemes: %s failed; the audio goes on without them", kind)
+        return None
+
+    def _schedule(self, segment: int, at_ms: float, message: dict[str, Any]) -> None:
+        """In playback order: by segment, then position (a segment's end after its visemes)."""
+        self._sequence += 1
+        bisect.insort(self._due, (segment, at_ms, self._sequence, message), key=lambda i: i[:3])
         self._wake.set()
-        if self._publisher is None or self._publisher.done():
-            self._publisher = asyncio.create_task(self._publish_when_due())
 
     async def _publish_when_due(self) -> None:
-        """Each message at its audio's playback time, in order."""
+        """Each message when its audio plays; one far later than that (its answer came
+        late) is dropped, since a mouth shape after its sound misleads."""
         while True:
             self._wake.clear()
-            if self._due:
-                segment, at_ms, message = self._due[0]
+            if self._due and self._paused_at is None:
+                segment, at_ms, _, message = self._due[0]
                 anchor = self._anchors.get(segment)
                 if anchor is not None:
                     wait = anchor + at_ms / 1000 - time.time()
                     if wait <= 0:
-                        self._due.popleft()
+                        self._due.pop(0)
                         if message["type"] == "playback_finished":
                             self._anchors.pop(segment, None)
-                        await self._send(message)
+                            await self._send(message)
+                        elif wait > -LATE_S:
+                            await self._send(message)
                         continue
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), wait)
@@ -231,21 +282,3 @@ class VisemeAudioOutput(io.AudioOutput):
             await self._publish(message)
         except Exception:
             log.exception("visemes: publishing failed; the audio goes on without them")
-
-    async def _call(self, name: str, *args: Any) -> Any:
-        """One call on the source, in order; a failure costs visemes, never audio."""
-        async with self._work:
-            if self._source is None and name != "feed":
-                return None
-            try:
-                if self._source is None:
-                    self._source = LiveVisemes(await shared_engine(), self._model, self._lipsync)
-                return await getattr(self._source, name)(*args)
-            except Exception:
-                log.exception("visemes: %s failed; the audio goes on without them", name)
-                return None
-
-    def _spawn(self, work: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)

@@ -27,6 +27,7 @@ from pipecat.transports.websocket.server import (
 )
 from pipecat.workers.runner import WorkerRunner
 
+from viseme_engine.live import shared_engine
 from viseme_pipecat import VisemeProcessor
 
 ESPEAK_RATE = 22_050
@@ -96,6 +97,12 @@ async def run(task: PipelineWorker, handle_sigint: bool = True) -> None:
     await runner.run()
 
 
+async def serve(task: PipelineWorker, in_process: bool) -> None:
+    if in_process:
+        await shared_engine()  # the models loaded before the first word
+    await run(task)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8765)
@@ -105,7 +112,7 @@ def main() -> None:
     parser.add_argument("--api-key", help="the gateway API key, with --gateway-url")
     args = parser.parse_args()
     task = bot(port=args.port, gateway_url=args.gateway_url, api_key=args.api_key)
-    asyncio.run(run(task))
+    asyncio.run(serve(task, in_process=args.gateway_url is None))
 
 
 if __name__ == "__main__":

@@ -14,12 +14,14 @@ reaches them, so a client sees each viseme message when its audio starts to play
 An interruption resets the stream (nothing computed before it goes out after it);
 `TTSStoppedFrame`, the end of a TTS turn, flushes the lookahead's last visemes.
 
-Visemes never hold up a conversation: if the engine or the gateway fails, the
-audio goes on without them and the failure is logged.
+Visemes never hold up a conversation: if the engine or the gateway fails, or its
+answer is later than the deadline, the audio goes on without them and that is
+logged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -58,12 +60,18 @@ class VisemeProcessor(FrameProcessor):
         gateway_url: str | None = None,
         api_key: str | None = None,
         source: VisemeSource | None = None,
+        deadline_ms: float = 20.0,
         **kwargs: Any,
     ) -> None:
         """In this process's engine by default; with `gateway_url`
         (`ws[s]://host/v1/visemes/stream`) and `api_key`, through a gateway's
-        streaming endpoint (one GPU shared by many agents); or any `source`."""
+        streaming endpoint (one GPU shared by many agents); or any `source`.
+
+        `deadline_ms`: how long a frame's audio may wait for its visemes (at least
+        half the frame's own length, so the audio never falls behind real time);
+        past it the audio goes on without them, as the relay does."""
         super().__init__(**kwargs)
+        self._deadline_s = deadline_ms / 1000
         if source is None and gateway_url is not None:
             source = RemoteVisemes(gateway_url, api_key, model=model, lipsync=lipsync)
         self._source = source
@@ -77,31 +85,45 @@ class VisemeProcessor(FrameProcessor):
             elif isinstance(frame, TTSStoppedFrame):
                 await self._flush()
             elif isinstance(frame, InterruptionFrame):
-                await self._call("reset")
+                await self._call("reset", within=self._deadline_s)
             elif isinstance(frame, EndFrame | CancelFrame):
                 await self._call("aclose")
         await self.push_frame(frame, direction)
 
     async def _visemes(self, frame: TTSAudioRawFrame) -> None:
-        pcm = mono_s16(frame.audio, frame.num_channels)
-        answer = await self._call("feed", pcm, AudioFormat("pcm_s16le", frame.sample_rate))
+        seconds = len(frame.audio) / 2 / max(frame.num_channels, 1) / max(frame.sample_rate, 1)
+        answer = await self._call("feed", frame, within=max(self._deadline_s, seconds / 2))
         if answer is not None:
             await self.push_frame(OutputTransportMessageFrame(message=rtvi_message(answer)))
 
     async def _flush(self) -> None:
-        answer = await self._call("flush")  # "final": the client knows the turn's audio ended
+        # "final": the client knows the turn's audio ended
+        answer = await self._call("flush", within=self._deadline_s)
         if answer is not None:
             await self.push_frame(OutputTransportMessageFrame(message=rtvi_message(answer)))
 
-    async def _call(self, name: str, *args: Any) -> Any:
-        """One call on the source; a failure costs this frame its visemes, never its audio."""
+    async def _call(
+        self, name: str, frame: TTSAudioRawFrame | None = None, within: float | None = None
+    ) -> Answer | None:
+        """One call on the source, within its deadline; a failure or a late answer costs
+        this frame its visemes, never its audio."""
         if self._source is None and name != "feed":
             return None  # nothing was ever fed: nothing to flush, reset or close
         try:
-            if self._source is None:
-                engine = await shared_engine()
-                self._source = LiveVisemes(engine, self._model, self._lipsync)
-            return await getattr(self._source, name)(*args)
+            async with asyncio.timeout(within):
+                if self._source is None:
+                    engine = await shared_engine()  # loads once; a timeout leaves it loading
+                    self._source = LiveVisemes(engine, self._model, self._lipsync)
+                if frame is not None:
+                    pcm = mono_s16(frame.audio, frame.num_channels)
+                    fmt = AudioFormat("pcm_s16le", frame.sample_rate)
+                    answer: Answer = await self._source.feed(pcm, fmt)
+                    return answer
+                result: Answer | None = await getattr(self._source, name)()
+                return result
+        except TimeoutError:
+            log.warning("visemes: %s took over %.0f ms; the audio goes on without them",
+                        name, 1000 * (within or 0))  # fmt: skip
         except Exception:
             log.exception("visemes: %s failed; the audio goes on without them", name)
-            return None
+        return None
