@@ -23,6 +23,7 @@ from viseme_livekit import VisemeAudioOutput, attach
 from viseme_livekit.example import ESPEAK_RATE as RATE
 from viseme_livekit.example import EspeakTTS
 
+from tests.speech import espeak_pcm
 from viseme_engine.audio import AudioFormat
 from viseme_engine.engine import LoadedModels
 from viseme_engine.live import shared_engine
@@ -147,3 +148,33 @@ async def test_an_interruption_drops_what_has_not_played(
     assert all(v["offset"] >= 0 for v in after[0]["visemes"])  # nothing of the cut speech
     assert [v["visemeId"] for m in after for v in m["visemes"]].count(21) >= 5
     assert [m["interrupted"] for _, m in room.of("playback_finished")] == [True, False]
+
+
+async def test_a_paused_speech_holds_its_visemes_and_resumes_them_later() -> None:
+    """At the audio-output boundary: LiveKit pauses speech on a possible false
+    interruption (the room output says nothing then); the visemes must wait too."""
+    await shared_engine()
+    speaker, room = Speaker(), Room()
+    output = VisemeAudioOutput(next_in_chain=speaker, publish=room.publish)
+    pcm = espeak_pcm(SENTENCE)[0]
+    step = RATE // 50 * 2  # 20 ms frames, as the room output takes them
+    try:
+        for at in range(0, len(pcm) - step, step):
+            data = pcm[at : at + step]
+            await output.capture_frame(rtc.AudioFrame(data, RATE, 1, len(data) // 2))
+        output.flush()
+        await asyncio.sleep(0.5)
+        output.pause()
+        paused_at, count = time.time(), len(room.of("visemes"))
+        await asyncio.sleep(0.6)
+        assert len(room.of("visemes")) == count  # nothing while the audio is paused
+        output.resume()
+        await asyncio.sleep(0.3)
+        after = [(at, m) for at, m in room.of("visemes") if at > paused_at]
+        assert after  # it goes on, 0.6 s later than it would have
+        started = speaker.started_at[0]
+        for published, message in after:
+            due = started + 0.6 + message["segment_offset_ms"] / 1000
+            assert due - 0.005 <= published <= due + 0.15
+    finally:
+        await output.aclose()
