@@ -6,6 +6,7 @@ import os
 import platform
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -66,3 +67,26 @@ class CpuMeter:
 
 def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible"
+
+
+# A load generator is one app with hundreds of sessions: its key gets a policy that
+# bounds nothing the benchmark reaches (the gateway's default policy would refuse the
+# 11th session and the 11th signed URL of a burst).
+UNBOUNDED_POLICY = {
+    "signed_urls_per_second": 100_000,
+    "signed_url_burst": 1_000_000,
+    "concurrent_sessions": 1_000_000,
+    "client_messages_per_second": 100_000,
+    "client_message_burst": 1_000_000,
+    "visemes_concurrency": 100_000,
+}
+
+
+def unbounded_keys_file(api_key: str) -> str:
+    """A keys file (TOML) holding `api_key` with UNBOUNDED_POLICY; its path."""
+    lines = ["[[keys]]", 'id = "bench"', f'secret = "{api_key}"', "[keys.policy]"]
+    lines += [f"{name} = {value}" for name, value in UNBOUNDED_POLICY.items()]
+    handle, path = tempfile.mkstemp(prefix="viseme-bench-keys-", suffix=".toml")
+    with os.fdopen(handle, "w") as out:
+        out.write("\n".join(lines) + "\n")
+    return path

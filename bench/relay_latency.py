@@ -48,7 +48,7 @@ import aiohttp
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from bench.common import percentile, speech
+from bench.common import percentile, speech, unbounded_keys_file
 from tests.gateway_proc import GatewayProcess
 
 FORMATS = ("oculus", "arkit")  # besides sapi, which the visemes mode runs
@@ -277,7 +277,7 @@ def start_gateway(
         "VISEME_GATEWAY_VISEME_DEADLINE_MS": "20",  # the production default (tests run without)
         **passed,
         "VISEME_GATEWAY_ENGINE_THREADS": str(engine_threads),
-        "VISEME_GATEWAY_API_KEYS": API_KEY,
+        "VISEME_GATEWAY_KEYS_FILE": unbounded_keys_file(API_KEY),
         "VISEME_GATEWAY_TOKEN_KEYS": TOKEN_KEY,
         "VISEME_GATEWAY_OPENAI_WS_URL": f"{fake_url}/v1/realtime",
         "VISEME_GATEWAY_VISEMES": "on" if visemes else "off",

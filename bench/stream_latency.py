@@ -22,7 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import aiohttp
 
-from bench.common import percentile, speech
+from bench.common import percentile, speech, unbounded_keys_file
 from bench.relay_latency import API_KEY, TOKEN_KEY, cpu_seconds
 from tests.gateway_proc import GatewayProcess
 
@@ -72,7 +72,8 @@ def client_process(url: str, seeds: list[int], start: float, until: float) -> li
 
 async def main(counts: list[int], seconds: float, procs: int) -> None:
     passed = {k: v for k, v in os.environ.items() if k.startswith("VISEME_GATEWAY_")}
-    env = {**passed, "VISEME_GATEWAY_API_KEYS": API_KEY, "VISEME_GATEWAY_TOKEN_KEYS": TOKEN_KEY}
+    keys = unbounded_keys_file(API_KEY)
+    env = {**passed, "VISEME_GATEWAY_KEYS_FILE": keys, "VISEME_GATEWAY_TOKEN_KEYS": TOKEN_KEY}
     gateway = GatewayProcess(env)
     base = await asyncio.to_thread(gateway.wait_ready)
     url = base.replace("http", "ws", 1) + "/v1/visemes/stream"
