@@ -132,6 +132,9 @@ return tostring(current)
 """
 
 
+POOL_CONNECTIONS = 32  # per process; Redis answers each command in microseconds
+
+
 def redis_client(url: str) -> aioredis.Redis:
     """A client for the gateway's shared state (revocations, limits, usage).
 
@@ -141,14 +144,19 @@ def redis_client(url: str) -> aioredis.Redis:
     errors are retried, never a timeout: a reply later than the timeout is a
     command Redis ran, and running an INCR or HINCRBY again would count it twice.
     """
-    return aioredis.Redis.from_url(
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        # A burst of handshakes waits for one of these connections (up to 2 s) rather
+        # than opening hundreds at once, which timed out connecting under load.
+        max_connections=POOL_CONNECTIONS,
+        timeout=2.0,
         socket_timeout=1.0,
         socket_connect_timeout=1.0,
         health_check_interval=10,
         retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         retry_on_error=[RedisConnectionError],
     )
+    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose closes both
 
 
 class RedisStore:
