@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from gateway.apikeys import ApiKey
 from gateway.settings import Settings, TokenKey
-from viseme_engine.engine import EngineConfig, LoadedModels, load_models
+from viseme_engine.engine import EngineConfig, LoadedModels, VisemeEngine, load_models
 
 REDIS_URL = os.environ.get("VISEME_GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 API_KEY = "test-key-alpha-0123456789"
@@ -65,3 +65,12 @@ async def redis_client() -> AsyncIterator[aioredis.Redis]:
 def loaded_models() -> LoadedModels:
     """The shipped models, loaded once for every in-process app of the session."""
     return load_models(EngineConfig(device="cpu", threads=1))
+
+
+@pytest.fixture
+async def engine(loaded_models: LoadedModels) -> AsyncIterator[VisemeEngine]:
+    """A started engine over the shipped models (stopped after the test)."""
+    engine = VisemeEngine(loaded_models, EngineConfig())
+    await engine.start()
+    yield engine
+    await engine.stop()

@@ -52,6 +52,15 @@ def policy_env(
     }
 
 
+def env_with(
+    tmp_path: Path, token_key: TokenKey, redis_prefix: str, policy: dict[str, Any], **extra: str
+) -> dict[str, str]:
+    """`policy_env` with a keys file of `policy` (key `app`) written under `tmp_path`."""
+    keys = tmp_path / "keys.toml"
+    keys.write_text(keys_toml(policy))
+    return policy_env(token_key, keys, redis_prefix, **extra)
+
+
 @asynccontextmanager
 async def two_gateways(env: dict[str, str]) -> AsyncIterator[list[str]]:
     """Two gateway processes sharing Redis and the keys file: their base URLs."""

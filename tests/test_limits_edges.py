@@ -27,15 +27,7 @@ from gateway.revocation import redis_client
 from gateway.settings import TokenKey
 from tests.conftest import API_KEY, REDIS_URL
 from tests.fakes.base import until
-from tests.policy_env import AUTH, error_of, keys_toml, policy_env, two_gateways, wav_b64
-
-
-def env_with(
-    tmp_path: Path, token_key: TokenKey, redis_prefix: str, policy: dict[str, object]
-) -> dict[str, str]:
-    keys = tmp_path / "keys.toml"
-    keys.write_text(keys_toml(policy))
-    return policy_env(token_key, keys, redis_prefix)
+from tests.policy_env import AUTH, env_with, error_of, two_gateways, wav_b64
 
 
 async def test_requests_at_once_cannot_go_past_the_audio_quota_together(

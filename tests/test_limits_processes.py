@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +21,10 @@ from tests.policy_env import (
     AUTH,
     OPENAI,
     connect,
+    env_with,
     error_of,
-    keys_toml,
     next_close,
     on,
-    policy_env,
     refused_upgrade,
     sign,
     two_gateways,
@@ -32,12 +33,16 @@ from tests.policy_env import (
 from tests.tts_fakes import OPENAI_KEY, FakeTts
 
 
-def env_with(
-    tmp_path: Path, token_key: TokenKey, redis_prefix: str, policy: dict[str, Any], **extra: str
-) -> dict[str, str]:
-    keys = tmp_path / "keys.toml"
-    keys.write_text(keys_toml(policy))
-    return policy_env(token_key, keys, redis_prefix, **extra)
+@asynccontextmanager
+async def openai_replicas(
+    tmp_path: Path, token_key: TokenKey, redis_prefix: str, policy: dict[str, Any]
+) -> AsyncIterator[tuple[FakeOpenAI, str, str, aiohttp.ClientSession]]:
+    """Two gateways with `policy`, relaying to one fake OpenAI that holds its sessions."""
+    async with FakeOpenAI(scenario="hold") as fake:
+        url = f"{fake.url()}/v1/realtime"
+        env = env_with(tmp_path, token_key, redis_prefix, policy, VISEME_GATEWAY_OPENAI_WS_URL=url)
+        async with two_gateways(env) as (a, b), aiohttp.ClientSession() as http:
+            yield fake, a, b, http
 
 
 async def test_signed_urls_per_second_with_a_burst_count_on_both_replicas(
@@ -71,113 +76,80 @@ async def test_limits_hold_exactly_under_concurrent_requests_to_both_replicas(
         "concurrent_sessions": 3,
         "sessions_per_token": 20,
     }
-    async with FakeOpenAI(scenario="hold") as fake:
-        env = env_with(
-            tmp_path,
-            token_key,
-            redis_prefix,
-            policy,
-            VISEME_GATEWAY_OPENAI_WS_URL=f"{fake.url()}/v1/realtime",
-        )
-        async with two_gateways(env) as (a, b), aiohttp.ClientSession() as http:
+    async with openai_replicas(tmp_path, token_key, redis_prefix, policy) as (_, a, b, http):
 
-            async def post(base: str) -> int:
-                async with http.post(f"{base}/v1/get-signed-url", json=OPENAI, headers=AUTH) as r:
-                    return r.status
+        async def post(base: str) -> int:
+            async with http.post(f"{base}/v1/get-signed-url", json=OPENAI, headers=AUTH) as r:
+                return r.status
 
-            url = await sign(http, a)  # 1 of the 7
-            statuses = await asyncio.gather(*(post((a, b)[n % 2]) for n in range(23)))
-            assert sorted(statuses) == [200] * 6 + [429] * 17
-            # Sessions: 10 connects at once, over both replicas, for 3 slots.
-            tries = await asyncio.gather(
-                *(connect(http, on(url, (a, b)[n % 2])) for n in range(10))
-            )
-            opened = [t for t in tries if not isinstance(t, int)]
-            assert len(opened) == 3
-            assert sorted(t for t in tries if isinstance(t, int)) == [429] * 7
-            for ws in opened:
-                await ws.close()
+        url = await sign(http, a)  # 1 of the 7
+        statuses = await asyncio.gather(*(post((a, b)[n % 2]) for n in range(23)))
+        assert sorted(statuses) == [200] * 6 + [429] * 17
+        # Sessions: 10 connects at once, over both replicas, for 3 slots.
+        tries = await asyncio.gather(*(connect(http, on(url, (a, b)[n % 2])) for n in range(10)))
+        opened = [t for t in tries if not isinstance(t, int)]
+        assert len(opened) == 3
+        assert sorted(t for t in tries if isinstance(t, int)) == [429] * 7
+        for ws in opened:
+            await ws.close()
 
 
 async def test_a_signed_url_opens_one_session_by_default_on_any_replica(
     tmp_path: Path, token_key: TokenKey, redis_prefix: str
 ) -> None:
-    async with FakeOpenAI(scenario="hold") as fake:
-        env = env_with(
-            tmp_path,
-            token_key,
-            redis_prefix,
-            {},
-            VISEME_GATEWAY_OPENAI_WS_URL=f"{fake.url()}/v1/realtime",
-        )
-        async with two_gateways(env) as (a, b), aiohttp.ClientSession() as http:
-            url = await sign(http, a)
-            async with http.ws_connect(url) as ws:
-                assert (await ws.receive_json(timeout=5))["type"] == "session.created"
-            for again in (url, on(url, b)):
-                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-                    await http.ws_connect(again)
-                assert refused.value.status == 403
-            assert await refused_upgrade(http, on(url, b)) == (403, "TOKEN_USED")
+    async with openai_replicas(tmp_path, token_key, redis_prefix, {}) as (_, a, b, http):
+        url = await sign(http, a)
+        async with http.ws_connect(url) as ws:
+            assert (await ws.receive_json(timeout=5))["type"] == "session.created"
+        for again in (url, on(url, b)):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(again)
+            assert refused.value.status == 403
+        assert await refused_upgrade(http, on(url, b)) == (403, "TOKEN_USED")
 
 
 async def test_sessions_per_token_and_concurrent_sessions_across_replicas(
     tmp_path: Path, token_key: TokenKey, redis_prefix: str
 ) -> None:
     policy = {"sessions_per_token": 3, "concurrent_sessions": 2}
-    async with FakeOpenAI(scenario="hold") as fake:
-        env = env_with(
-            tmp_path,
-            token_key,
-            redis_prefix,
-            policy,
-            VISEME_GATEWAY_OPENAI_WS_URL=f"{fake.url()}/v1/realtime",
-        )
-        async with two_gateways(env) as (a, b), aiohttp.ClientSession() as http:
-            url = await sign(http, a)
-            first = await http.ws_connect(url)
-            second = await http.ws_connect(on(url, b))
-            for ws in (first, second):
-                assert (await ws.receive_json(timeout=5))["type"] == "session.created"
-            for base in (a, b):  # a third at once: on neither replica
-                other = await sign(http, base)
-                assert await refused_upgrade(http, other) == (429, "SESSION_LIMIT")
-            await first.close()
-            # Its slot comes back once the session has ended on its replica.
-            async with asyncio.timeout(10):
-                while isinstance(third := await connect(http, on(url, b)), int):
-                    assert third == 429
-                    await asyncio.sleep(0.05)
-            assert (await third.receive_json(timeout=5))["type"] == "session.created"
-            await second.close()
-            await third.close()
-            # The token has now opened its 3 sessions (once a slot is free to tell).
-            async with asyncio.timeout(10):
-                while True:
-                    refusal = await refused_upgrade(http, url)
-                    if refusal != (429, "SESSION_LIMIT"):
-                        break
-                    await asyncio.sleep(0.05)
-            assert refusal == (403, "TOKEN_USED")
+    async with openai_replicas(tmp_path, token_key, redis_prefix, policy) as (_, a, b, http):
+        url = await sign(http, a)
+        first = await http.ws_connect(url)
+        second = await http.ws_connect(on(url, b))
+        for ws in (first, second):
+            assert (await ws.receive_json(timeout=5))["type"] == "session.created"
+        for base in (a, b):  # a third at once: on neither replica
+            other = await sign(http, base)
+            assert await refused_upgrade(http, other) == (429, "SESSION_LIMIT")
+        await first.close()
+        # Its slot comes back once the session has ended on its replica.
+        async with asyncio.timeout(10):
+            while isinstance(third := await connect(http, on(url, b)), int):
+                assert third == 429
+                await asyncio.sleep(0.05)
+        assert (await third.receive_json(timeout=5))["type"] == "session.created"
+        await second.close()
+        await third.close()
+        # The token has now opened its 3 sessions (once a slot is free to tell).
+        async with asyncio.timeout(10):
+            while True:
+                refusal = await refused_upgrade(http, url)
+                if refusal != (429, "SESSION_LIMIT"):
+                    break
+                await asyncio.sleep(0.05)
+        assert refusal == (403, "TOKEN_USED")
 
 
 async def test_a_session_is_closed_at_its_keys_max_length(
     tmp_path: Path, token_key: TokenKey, redis_prefix: str
 ) -> None:
-    async with FakeOpenAI(scenario="hold") as fake:
-        env = env_with(
-            tmp_path,
-            token_key,
-            redis_prefix,
-            {"max_session_seconds": 1},
-            VISEME_GATEWAY_OPENAI_WS_URL=f"{fake.url()}/v1/realtime",
-        )
-        async with two_gateways(env) as (a, b), aiohttp.ClientSession() as http:
-            async with http.ws_connect(on(await sign(http, a), b)) as ws:
-                assert (await ws.receive_json(timeout=5))["type"] == "session.created"
-                async with asyncio.timeout(15):
-                    assert await next_close(ws) == (4408, "session time limit reached")
-            await asyncio.wait_for(fake.last.closed.wait(), 5)
+    policy = {"max_session_seconds": 1}
+    async with openai_replicas(tmp_path, token_key, redis_prefix, policy) as (fake, a, b, http):
+        async with http.ws_connect(on(await sign(http, a), b)) as ws:
+            assert (await ws.receive_json(timeout=5))["type"] == "session.created"
+            async with asyncio.timeout(15):
+                assert await next_close(ws) == (4408, "session time limit reached")
+        await asyncio.wait_for(fake.last.closed.wait(), 5)
 
 
 async def test_providers_models_and_origins_outside_the_policy_are_refused(
@@ -189,39 +161,29 @@ async def test_providers_models_and_origins_outside_the_policy_are_refused(
         "allowed_origins": ["https://app.example"],
         "sessions_per_token": 10,
     }
-    async with FakeOpenAI(scenario="hold") as fake:
-        env = env_with(
-            tmp_path,
-            token_key,
-            redis_prefix,
-            policy,
-            VISEME_GATEWAY_OPENAI_WS_URL=f"{fake.url()}/v1/realtime",
-        )
-        async with two_gateways(env) as (a, b), aiohttp.ClientSession() as http:
-            gemini = {"config": {"provider": "gemini", "provider_config": {"api_key": "AIzaX"}}}
-            indonesian = {
-                "config": {
-                    "provider": "openai",
-                    "provider_config": {"ephemeral_token": "ek_1", "viseme_model": "indonesian"},
-                }
+    async with openai_replicas(tmp_path, token_key, redis_prefix, policy) as (_, a, b, http):
+        gemini = {"config": {"provider": "gemini", "provider_config": {"api_key": "AIzaX"}}}
+        indonesian = {
+            "config": {
+                "provider": "openai",
+                "provider_config": {"ephemeral_token": "ek_1", "viseme_model": "indonesian"},
             }
-            for body, code in ((gemini, "PROVIDER_NOT_ALLOWED"), (indonesian, "MODEL_NOT_ALLOWED")):
-                async with http.post(f"{b}/v1/get-signed-url", json=body, headers=AUTH) as r:
-                    assert await error_of(r) == (403, code)
-            visemes = {"audio": wav_b64(100), "model": "indonesian"}
-            async with http.post(f"{a}/v1/visemes", json=visemes, headers=AUTH) as r:
-                assert await error_of(r) == (403, "MODEL_NOT_ALLOWED")
-            url = await sign(http, a)
-            evil = {"Origin": "https://evil.example"}
-            assert await refused_upgrade(http, on(url, b), evil) == (403, "ORIGIN_NOT_ALLOWED")
-            async with http.post(
-                f"{a}/v1/get-signed-url", json=OPENAI, headers={**AUTH, **evil}
-            ) as r:
-                assert await error_of(r) == (403, "ORIGIN_NOT_ALLOWED")
-                assert "Access-Control-Allow-Origin" not in r.headers
-            for headers in ({"Origin": "https://app.example"}, {}):  # allowed; a server
-                async with http.ws_connect(on(url, b), headers=headers) as ws:
-                    assert (await ws.receive_json(timeout=5))["type"] == "session.created"
+        }
+        for body, code in ((gemini, "PROVIDER_NOT_ALLOWED"), (indonesian, "MODEL_NOT_ALLOWED")):
+            async with http.post(f"{b}/v1/get-signed-url", json=body, headers=AUTH) as r:
+                assert await error_of(r) == (403, code)
+        visemes = {"audio": wav_b64(100), "model": "indonesian"}
+        async with http.post(f"{a}/v1/visemes", json=visemes, headers=AUTH) as r:
+            assert await error_of(r) == (403, "MODEL_NOT_ALLOWED")
+        url = await sign(http, a)
+        evil = {"Origin": "https://evil.example"}
+        assert await refused_upgrade(http, on(url, b), evil) == (403, "ORIGIN_NOT_ALLOWED")
+        async with http.post(f"{a}/v1/get-signed-url", json=OPENAI, headers={**AUTH, **evil}) as r:
+            assert await error_of(r) == (403, "ORIGIN_NOT_ALLOWED")
+            assert "Access-Control-Allow-Origin" not in r.headers
+        for headers in ({"Origin": "https://app.example"}, {}):  # allowed; a server
+            async with http.ws_connect(on(url, b), headers=headers) as ws:
+                assert (await ws.receive_json(timeout=5))["type"] == "session.created"
 
 
 async def test_visemes_requests_at_once_are_bounded_across_replicas(
@@ -311,25 +273,17 @@ async def test_client_messages_past_the_burst_are_read_at_the_keys_rate(
     tmp_path: Path, token_key: TokenKey, redis_prefix: str
 ) -> None:
     policy = {"client_messages_per_second": 20, "client_message_burst": 10}
-    async with FakeOpenAI(scenario="hold") as fake:
-        env = env_with(
-            tmp_path,
-            token_key,
-            redis_prefix,
-            policy,
-            VISEME_GATEWAY_OPENAI_WS_URL=f"{fake.url()}/v1/realtime",
-        )
-        async with two_gateways(env) as (a, _), aiohttp.ClientSession() as http:
-            async with http.ws_connect(await sign(http, a)) as ws:
-                assert (await ws.receive_json(timeout=5))["type"] == "session.created"
-                started = time.monotonic()
-                for n in range(100):
-                    await ws.send_str(f'{{"type":"input_audio_buffer.clear","n":{n}}}')
-                # However slow this machine, no more than the burst plus the rate so far.
-                elapsed = time.monotonic() - started
-                assert len(fake.last.received) <= 10 + 20 * elapsed + 1
-                await until(lambda: len(fake.last.received) == 100, within=30)
-            assert [json.loads(m)["n"] for m in fake.last.received] == list(range(100))
+    async with openai_replicas(tmp_path, token_key, redis_prefix, policy) as (fake, a, _, http):
+        async with http.ws_connect(await sign(http, a)) as ws:
+            assert (await ws.receive_json(timeout=5))["type"] == "session.created"
+            started = time.monotonic()
+            for n in range(100):
+                await ws.send_str(f'{{"type":"input_audio_buffer.clear","n":{n}}}')
+            # However slow this machine, no more than the burst plus the rate so far.
+            elapsed = time.monotonic() - started
+            assert len(fake.last.received) <= 10 + 20 * elapsed + 1
+            await until(lambda: len(fake.last.received) == 100, within=30)
+        assert [json.loads(m)["n"] for m in fake.last.received] == list(range(100))
 
 
 async def test_an_open_session_closes_once_its_keys_quota_is_used_up(

@@ -16,7 +16,7 @@ from tests.conftest import API_KEY
 from tests.fakes.gateway import Gateway, running_gateway
 from tests.speech import espeak_pcm
 from viseme_engine.audio import AudioFormat
-from viseme_engine.engine import EngineConfig, LoadedModels, VisemeEngine
+from viseme_engine.engine import LoadedModels, VisemeEngine
 from viseme_engine.lipsync import LipsyncConfig
 from viseme_engine.live import Answer, LiveVisemes, VisemeSource, shared_engine
 from viseme_engine.remote import RemoteError, RemoteVisemes
@@ -29,14 +29,6 @@ SENTENCE = "Bob may pay my mom."
 async def gw(settings: Settings, loaded_models: LoadedModels) -> Any:
     async with running_gateway(settings, loaded_models) as gateway:
         yield gateway
-
-
-@pytest.fixture
-async def engine(loaded_models: LoadedModels) -> Any:
-    engine = VisemeEngine(loaded_models, EngineConfig())
-    await engine.start()
-    yield engine
-    await engine.stop()
 
 
 def frames(ms: int = 40) -> tuple[list[bytes], AudioFormat]:

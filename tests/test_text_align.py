@@ -21,7 +21,7 @@ def test_transcript_to_visemes_per_word() -> None:
     assert [w[0] for w in expected_visemes("makan nasi", "id")] == [21, 19]
 
 
-def _probs(rows: list[dict[int, float]], frames_each: int) -> np.ndarray:
+def stretches(rows: list[dict[int, float]], frames_each: int) -> np.ndarray:
     """Frames of class probabilities; each dict is one stretch, the rest share 0.02."""
     out = []
     for row in rows:
@@ -33,7 +33,9 @@ def _probs(rows: list[dict[int, float]], frames_each: int) -> np.ndarray:
 
 
 # The model cannot tell m from n here: 0.45 / 0.40 each time, n slightly ahead at the end.
-AMBIGUOUS = _probs([{SIL: 0.9}, {M: 0.45, N: 0.40}, {AA: 0.8}, {M: 0.40, N: 0.45}, {SIL: 0.9}], 8)
+AMBIGUOUS = stretches(
+    [{SIL: 0.9}, {M: 0.45, N: 0.40}, {AA: 0.8}, {M: 0.40, N: 0.45}, {SIL: 0.9}], 8
+)
 
 
 def test_the_text_decides_what_the_audio_leaves_open() -> None:
@@ -51,7 +53,7 @@ def test_without_text_the_probabilities_pass_through() -> None:
 
 
 def test_text_that_disagrees_with_the_audio_falls_back_to_acoustic() -> None:
-    clear = _probs([{SIL: 0.9}, {AA: 0.9}, {N: 0.9}, {AA: 0.9}, {SIL: 0.9}] * 3, 8)
+    clear = stretches([{SIL: 0.9}, {AA: 0.9}, {N: 0.9}, {AA: 0.9}, {SIL: 0.9}] * 3, 8)
     aligner = TextAligner("en")
     aligner.add_visemes([[16, 13, 7, 18]] * 4)  # other words entirely
     out = aligner.step(clear).argmax(-1)

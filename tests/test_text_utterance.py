@@ -3,14 +3,12 @@ speech through the engine as POST /v1/visemes runs it."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-import pytest
 
 from tests.speech import espeak_pcm
+from tests.test_text_align import stretches
 from viseme_engine.audio import AudioFormat
-from viseme_engine.engine import EngineConfig, LoadedModels, VisemeEngine
+from viseme_engine.engine import VisemeEngine
 from viseme_engine.smoothing import VisemeEvent
 from viseme_engine.text_align import expected_visemes
 from viseme_engine.text_utterance import UtteranceConfig, align_utterance, viterbi
@@ -18,19 +16,11 @@ from viseme_engine.text_utterance import UtteranceConfig, align_utterance, viter
 M, N, AA, SIL = 21, 19, 2, 0
 
 
-def _probs(rows: list[dict[int, float]], frames_each: int) -> np.ndarray:
-    out = []
-    for row in rows:
-        p = np.full(22, 0.02)
-        for k, v in row.items():
-            p[k] = v
-        out += [p / p.sum()] * frames_each
-    return np.asarray(out, np.float32)
-
-
 def test_the_path_follows_the_transcript_where_the_audio_is_unsure() -> None:
     # "mom": the model hears m and n alike, and n slightly ahead at the end
-    probs = _probs([{SIL: 0.9}, {M: 0.45, N: 0.40}, {AA: 0.8}, {M: 0.40, N: 0.45}, {SIL: 0.9}], 8)
+    probs = stretches(
+        [{SIL: 0.9}, {M: 0.45, N: 0.40}, {AA: 0.8}, {M: 0.40, N: 0.45}, {SIL: 0.9}], 8
+    )
     path = viterbi(probs, [[M, AA, M]], UtteranceConfig())
     assert path.tolist() == [SIL] * 8 + [M] * 8 + [AA] * 8 + [M] * 8 + [SIL] * 8
     out = align_utterance(probs, [[M, AA, M]]).argmax(-1)
@@ -40,24 +30,16 @@ def test_the_path_follows_the_transcript_where_the_audio_is_unsure() -> None:
 
 def test_pauses_are_optional_and_a_dropped_phone_is_skipped() -> None:
     # two words with no pause between them, and the second word's middle viseme unsaid
-    probs = _probs([{M: 0.9}, {AA: 0.9}, {N: 0.9}, {M: 0.9}], 6)
+    probs = stretches([{M: 0.9}, {AA: 0.9}, {N: 0.9}, {M: 0.9}], 6)
     path = viterbi(probs, [[M, AA], [N, 13, M]], UtteranceConfig())
     assert path.tolist() == [M] * 6 + [AA] * 6 + [N] * 6 + [M] * 6
 
 
 def test_a_transcript_that_is_not_the_audio_is_not_used() -> None:
-    clear = _probs([{SIL: 0.9}, {AA: 0.9}, {N: 0.9}, {AA: 0.9}, {SIL: 0.9}] * 3, 8)
+    clear = stretches([{SIL: 0.9}, {AA: 0.9}, {N: 0.9}, {AA: 0.9}, {SIL: 0.9}] * 3, 8)
     out = align_utterance(clear, [[16, 13, 7, 18]] * 4)
     np.testing.assert_array_equal(out, clear)
     np.testing.assert_array_equal(align_utterance(clear, []), clear)
-
-
-@pytest.fixture
-async def engine(loaded_models: LoadedModels) -> Any:
-    engine = VisemeEngine(loaded_models, EngineConfig())
-    await engine.start()
-    yield engine
-    await engine.stop()
 
 
 async def visemes(
