@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -12,6 +13,11 @@ import pytest
 from packaging.requirements import Requirement
 
 PYPROJECT = Path(__file__).parents[1] / "pyproject.toml"
+# What a checkout holds beside the sources: environments, data, caches, builds.
+_NOT_SOURCE = shutil.ignore_patterns(
+    ".git", ".venv", ".tools", "data", "artifacts", "build", "node_modules", "dist",
+    "*.egg-info", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis",
+)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -37,9 +43,12 @@ def test_exactly_one_onnxruntime_per_platform(platform: str, machine: str, want:
 def test_the_plugins_ship_in_the_distribution_as_extras(tmp_path: Path) -> None:
     """`pip install viseme-gateway[pipecat]` / `[livekit]` brings each plugin's package
     (from clients/) and its framework."""
+    # Built from a copy: setuptools writes its build/ folder beside the project it builds.
+    source = tmp_path / "source"
+    shutil.copytree(PYPROJECT.parent, source, ignore=_NOT_SOURCE)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-         str(PYPROJECT.parent), "-w", str(tmp_path)],
+         str(source), "-w", str(tmp_path)],
         check=True, capture_output=True,
     )  # fmt: skip
     (wheel,) = tmp_path.glob("viseme_gateway-*.whl")
