@@ -23,7 +23,7 @@ sync") and the model card.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,12 +90,12 @@ def align_utterance(
     probs: Probs,
     words: Sequence[Sequence[int]],
     config: UtteranceConfig | None = None,
-    fallback: Probs | None = None,
+    fallback: Callable[[], Probs] | None = None,
 ) -> Probs:
     """Per-frame probabilities [frames, classes] of the whole utterance in; the same,
     pinned to the transcript where the audio agrees with it, out: `probs` themselves
-    for a transcript that is not this audio's, and in its other stretches the
-    `fallback` probabilities (default: `probs`)."""
+    for a transcript that is not this audio's, and in its other stretches what
+    `fallback()` gives (called only if there are any; default: `probs`)."""
     config = config or UtteranceConfig()
     if not words or len(probs) < 2:
         return probs
@@ -110,7 +110,9 @@ def align_utterance(
     trusted = (count == 0) | (near >= config.bound * np.maximum(count, 1.0))
     pinned = config.keep * probs
     pinned[frames, path] += 1.0 - config.keep
-    other = probs if fallback is None else fallback
+    if trusted.all():
+        return pinned.astype(np.float32)
+    other = probs if fallback is None else fallback()
     return np.where(trusted[:, None], pinned, other).astype(np.float32)
 
 
@@ -126,13 +128,16 @@ def align_recording(probs: Probs, words: Sequence[Sequence[int]], lang: str) -> 
     transcript given up front) in the stretches it does not trust. A transcript too
     long for its audio (more states than frames, or a path table past MAX_CELLS)
     gets the online view alone."""
-    online = TextAligner(lang)
-    online.add_visemes(words, final=True)
-    view = online.step(probs)
+
+    def online() -> Probs:
+        aligner = TextAligner(lang)
+        aligner.add_visemes(words, final=True)
+        return aligner.step(probs)
+
     n = len(states(words)[0])
     if n > len(probs) or n * len(probs) > MAX_CELLS:
-        return view
-    return align_utterance(probs, words, fallback=view)
+        return online()
+    return align_utterance(probs, words, fallback=online)
 
 
 class UtteranceAligner:
