@@ -72,6 +72,19 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return out
 
 
+def _upgrade_responses(session: str, unauthorized: str, unavailable: str) -> dict[str, Any]:
+    """A WebSocket route's answers: the upgrade, or an HTTP refusal before it."""
+    error = {"$ref": "#/components/schemas/Error"}
+    return {
+        "101": {"description": f"Switching Protocols: {session}"},
+        "400": _json(error, "Not a WebSocket upgrade"),
+        "401": _json(error, unauthorized),
+        "403": _json(error, "Token revoked or used up, or not allowed"),
+        "429": _errors(429)["429"],
+        "503": _json(error, unavailable),
+    }
+
+
 def _post(model: str, ok: dict[str, Any], summary: str, *errors: int) -> dict[str, Any]:
     return {
         "post": {
@@ -126,16 +139,9 @@ def _stream() -> dict[str, Any]:
         '"message"} then a close with the reason. docs/protocols.md, "The streaming endpoint".'
     )
     token = {"name": "token", "in": "query", "schema": {"type": "string"}}
-    responses = {
-        "101": {"description": "Switching Protocols: the stream"},
-        "400": _json({"$ref": "#/components/schemas/Error"}, "Not a WebSocket upgrade"),
-        "401": _json({"$ref": "#/components/schemas/Error"}, "Missing or invalid API key or token"),
-        "403": _json(
-            {"$ref": "#/components/schemas/Error"}, "Token revoked or used up, or not allowed"
-        ),
-        "429": _errors(429)["429"],
-        "503": _json({"$ref": "#/components/schemas/Error"}, "Saturated or store unreachable"),
-    }
+    responses = _upgrade_responses(
+        "the stream", "Missing or invalid API key or token", "Saturated or store unreachable"
+    )
     operation = {
         "summary": "Visemes for live audio (WebSocket); an API key, or a stream signed URL",
         "description": description,
@@ -202,16 +208,9 @@ def _websocket(takers: list[tuple[type[Provider[Any]], Route]]) -> dict[str, Any
         parameters.append(
             {"name": name, "in": "path", "required": True, "schema": {"enum": list(values)}}
         )
-    responses = {
-        "101": {"description": "Switching Protocols: the relay session"},
-        "400": _json({"$ref": "#/components/schemas/Error"}, "Not a WebSocket upgrade"),
-        "401": _json({"$ref": "#/components/schemas/Error"}, "Missing or invalid token"),
-        "403": _json(
-            {"$ref": "#/components/schemas/Error"}, "Token revoked or used up, or not allowed"
-        ),
-        "429": _errors(429)["429"],
-        "503": _json({"$ref": "#/components/schemas/Error"}, "Revocation store unreachable"),
-    }
+    responses = _upgrade_responses(
+        "the relay session", "Missing or invalid token", "Revocation store unreachable"
+    )
     if route.path_values:
         responses["404"] = _json({"$ref": "#/components/schemas/Error"}, "Unknown method")
     summary = f"{route.summary} ({names}); the signed URL's token in one of the parameters"
