@@ -126,6 +126,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         threads=settings.engine_threads or None,
         max_batch=settings.engine_max_batch,
         max_wait_ms=settings.engine_max_wait_ms,
+        forced_alignment=settings.forced_alignment,
         smoothing=SmoothingConfig(
             min_frames=max(1, settings.viseme_min_ms // 10), margin=settings.viseme_margin
         ),

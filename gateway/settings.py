@@ -70,6 +70,8 @@ class Settings:
     viseme_deadline_ms: float = 20.0
     visemes: bool = True  # off: relay sessions pass audio through untouched (benchmark baseline)
     text_informed: bool = True  # off: transcripts are ignored (acoustic-only visemes)
+    # off: POST /v1/visemes aligns its transcript with the model alone (no pocketsphinx)
+    forced_alignment: bool = True
     max_audio_seconds: float = 600.0
     sse_chunk_ms: int = 500
     tts_timeout_seconds: float = 15.0
@@ -118,6 +120,7 @@ HELP: dict[str, str] = {
     "viseme_deadline_ms": "ms an audio message may wait for its visemes (0: no limit)",
     "visemes": "on or off: inject visemes into relayed conversations",
     "text_informed": "on or off: let transcripts pin the viseme sequence",
+    "forced_alignment": "on or off: let pocketsphinx align POST /v1/visemes transcripts",
     "max_audio_seconds": "longest audio POST /v1/visemes accepts",
     "sse_chunk_ms": "audio per Server-Sent Event of POST /v1/visemes and /v1/visemes-audio",
     "tts_timeout_seconds": "longest a TTS upstream or espeak-ng may stay silent before it fails",
@@ -260,6 +263,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "viseme_deadline_ms": _number(0, 10_000),
     "visemes": lambda raw: _choice("on", "off")(raw) == "on",
     "text_informed": lambda raw: _choice("on", "off")(raw) == "on",
+    "forced_alignment": lambda raw: _choice("on", "off")(raw) == "on",
     "max_audio_seconds": _number(1, 3600),
     "sse_chunk_ms": _int_range(20, 10_000),
     "tts_timeout_seconds": _number(0.1, 600),

@@ -1,4 +1,4 @@
-"""Speech for tests, spoken by the real espeak-ng."""
+"""Speech for tests, spoken by the real espeak-ng (or flite, a recorded human voice)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,22 @@ def espeak_wav(text: str, voice: str = "en-us", rate: int = 160) -> bytes:
 
 def espeak_pcm(text: str, voice: str = "en-us") -> tuple[bytes, int]:
     wav = parse_wav(espeak_wav(text, voice))
+    return wav.data, wav.format.sample_rate
+
+
+@functools.cache
+def flite_pcm(text: str, voice: str = "rms") -> tuple[bytes, int]:
+    """16-bit mono PCM of `text` from flite's diphone voice `voice` (a recorded
+    human speaker, unlike espeak-ng's formant synthesis), and its sample rate."""
+    flite = shutil.which("flite")
+    assert flite, "flite is required (./dev.sh test installs it)"
+    result = subprocess.run(
+        [flite, "-voice", voice, "-t", text, "-o", "/dev/stdout"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    wav = parse_wav(result.stdout)
     return wav.data, wav.format.sample_rate
 
 

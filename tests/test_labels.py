@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from viseme_engine.labels import end_bilabials_at_release, frame_labels, move_closures
 from viseme_engine.training import synth_festival, synth_flite
 from viseme_engine.training.datagen import to_example
-from viseme_engine.training.labels import end_bilabials_at_release, frame_labels, move_closures
 from viseme_engine.training.synth_espeak import Espeak, Synthesis
 
 

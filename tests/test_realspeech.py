@@ -17,9 +17,10 @@ import pytest
 import soxr
 
 from viseme_engine import eval as ev
+from viseme_engine import forced_align as align
+from viseme_engine.labels import RATE
 from viseme_engine.phonemes import phone_viseme
-from viseme_engine.training import align, realspeech, synth_flite
-from viseme_engine.training.labels import RATE
+from viseme_engine.training import realspeech, synth_flite
 
 TEXT = "Bob may pay my mom a penny for the big blue map."
 
@@ -151,11 +152,11 @@ def test_transcribed_corpus_to_labelled_data_and_eval(tmp_path: Path) -> None:
 
 
 def test_other_languages_are_pronounced_through_espeak_mnemonics() -> None:
-    prons = realspeech.espeak_pronunciations(["hola", "señor", "mamá"], "es")
+    prons = align.espeak_pronunciations(["hola", "señor", "mamá"], "es")
     assert prons["hola"] == ["OW", "L", "AA"]
     assert prons["señor"] == ["S", "EY", "N", "Y", "OW", "R"]
     assert prons["mamá"] == ["M", "AA", "M", "AA"]
-    assert realspeech.foreign_arpabet("'A:") == ["aa"]  # stress and length marks go
-    assert realspeech.foreign_arpabet("y") == ["uw"]  # a rounded front vowel: rounded lips
-    assert realspeech.foreign_arpabet("&U~") == ["aw"]  # Portuguese nasal diphthong
-    assert realspeech.foreign_arpabet("?") == []  # nothing fits: left out
+    assert align.foreign_arpabet("'A:") == ["aa"]  # stress and length marks go
+    assert align.foreign_arpabet("y") == ["uw"]  # a rounded front vowel: rounded lips
+    assert align.foreign_arpabet("&U~") == ["aw"]  # Portuguese nasal diphthong
+    assert align.foreign_arpabet("?") == []  # nothing fits: left out

@@ -19,7 +19,7 @@ from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.state import ENGINE
 from tests.conftest import API_KEY
-from tests.speech import espeak_pcm, espeak_wav
+from tests.speech import espeak_pcm, espeak_wav, flite_pcm
 from viseme_engine.engine import LoadedModels
 
 Client = TestClient[web.Request, web.Application]
@@ -149,6 +149,25 @@ async def test_text_informed_visemes_and_the_switches_that_turn_them_off(
     # a transcript of other words does not take the lips away from the audio
     wrong = await timeline(client, text="Seven tall trees fall slowly, she says.")
     assert 21 in wrong
+
+
+async def test_english_transcripts_are_force_aligned_unless_switched_off(
+    make_client: MakeClient,
+) -> None:
+    # flite's awb, a recorded human voice: pocketsphinx's alignment is taken
+    text = "Bob may pay my mom. Maybe Bob will buy a map."
+    pcm, rate = flite_pcm(text, "awb")
+    body = {"audio": b64(pcm), "sample_rate": rate, "text": text}
+    events = {}
+    for forced in (True, False):
+        client = await make_client(forced_alignment=forced)
+        response = await client.post("/v1/visemes", json=body, headers=AUTH)
+        assert response.status == 200, await response.text()
+        events[forced] = _timeline(await read_events(response))
+    assert events[True] != events[False]  # VISEME_GATEWAY_FORCED_ALIGNMENT=off
+    for timeline in events.values():
+        closures = sum(1 for a, b in zip([0, *timeline], timeline, strict=False) if b == 21 != a)
+        assert closures >= 8, timeline
 
 
 async def test_text_is_validated(make_client: MakeClient) -> None:

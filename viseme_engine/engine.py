@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import subprocess
 import weakref
 from collections.abc import Callable
@@ -15,9 +16,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .audio import AudioFormat
+from .audio import AudioFormat, Resampler, decode
 from .batcher import BatchStats, MicroBatcher
 from .device import device_in_use, requested_providers
+from .forced_align import FORCED_LANGUAGES, AlignerPool, ForcedPath
 from .lipsync import LipsyncConfig
 from .smoothing import SmoothingConfig, VisemeEvent
 from .stream import HOP, Block, FrameModel, State, VisemeStream
@@ -49,6 +51,9 @@ class EngineConfig:
     # GPU (batch rows are nearly free); on a CPU the per-frame cost is the same
     # batched or not and each extra call costs ~0.15 ms. None: only on CUDA.
     split_blocks: bool | None = None
+    # POST /v1/visemes with a transcript: let pocketsphinx's forced alignment compete
+    # with the model's own (text_utterance.align_recording); False: the model's alone.
+    forced_alignment: bool = True
 
     def batch_wait_ms(self, device: str) -> float:
         if self.max_wait_ms is not None:
@@ -149,6 +154,7 @@ class VisemeEngine:
             for name, model in loaded.models.items()
         }
         self._open: weakref.WeakSet[EngineStream] = weakref.WeakSet()
+        self._aligners = AlignerPool(os.cpu_count() or 1)
 
     @property
     def open_streams(self) -> int:
@@ -209,8 +215,23 @@ class VisemeEngine:
             log.warning("transcript not used, espeak-ng failed: %r", exc)  # audio decides alone
             words = []
         lang = MODEL_LANGUAGES[model]
-        aligned = await asyncio.to_thread(align_recording, probe.take_probs(), words, lang)
+        forced = await self._forced(lang, audio_format, data, text)
+        aligned = await asyncio.to_thread(align_recording, probe.take_probs(), words, lang, forced)
         return self._stream(model, audio_format, lipsync, UtteranceAligner(aligned))
+
+    async def _forced(
+        self, lang: str, audio_format: AudioFormat, data: bytes, text: str
+    ) -> ForcedPath | None:
+        """pocketsphinx's forced alignment of `text` to `data`, where it is on and knows
+        the language; None where it finds no path (forced_align.py)."""
+        if not self.config.forced_alignment or lang not in FORCED_LANGUAGES:
+            return None
+        audio = Resampler(audio_format.sample_rate)(decode(data, audio_format.encoding), last=True)
+        try:
+            return await asyncio.to_thread(self._aligners.path, audio, text)
+        except (ImportError, OSError, subprocess.SubprocessError) as exc:
+            log.warning("forced alignment not used: %r", exc)  # the model aligns alone
+            return None
 
     def _stream(
         self,

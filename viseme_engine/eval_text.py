@@ -9,9 +9,11 @@ run per utterance gives its frame probabilities; they are then decoded
   early/late the transcript arriving word by word, 300 ms before or after each
              word is spoken (a relay's transcript deltas), fed in 100 ms chunks
   utterance  the whole recording force-aligned to its transcript
-             (text_utterance.py: POST /v1/visemes with `text`)
-  utt-10%    the same with the corrupted transcript
-  utt-wrong  the same with another utterance's transcript (it must fall back)
+             (text_utterance.py: POST /v1/visemes with `text`), the forced
+             aligner's path (forced_align.py) competing where the language has one
+  utt-model  the same with the model's own path only (no forced aligner)
+  utt-10%    `utterance` with the corrupted transcript
+  utt-wrong  `utterance` with another utterance's transcript (it must fall back)
 Word times for early/late are estimated from the labels: the speech span
 spread over the words by their length in characters. Each cell is acc15
 speech; text's bilabial recall and precision follow, then the baseline.
@@ -19,6 +21,7 @@ speech; text's bilabial recall and precision follow, then the baseline.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -28,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .eval import Counts, EvalSet, Predictor, fit_length, load_sets, render
+from .forced_align import FORCED_LANGUAGES, AlignerPool
 from .phonemes import SILENCE
 from .stream import softmax
 from .text_align import TextAligner, expected_visemes
@@ -36,8 +40,8 @@ from .text_utterance import align_recording
 # Float32 16 kHz audio -> per-frame class probabilities [frames, 22]
 ProbPredictor = Callable[[np.ndarray], np.ndarray]
 CONDITIONS = (
-    "acoustic", "text", "text-10%", "text-wrong", "early", "late", "utterance", "utt-10%",
-    "utt-wrong",
+    "acoustic", "text", "text-10%", "text-wrong", "early", "late", "utterance", "utt-model",
+    "utt-10%", "utt-wrong",
 )  # fmt: skip
 _CHUNK = 10  # frames of 10 ms per streamed piece
 _FILLERS = ("the", "and", "uh", "well", "so", "then", "very", "of")
@@ -100,9 +104,21 @@ def decode_text(probs: np.ndarray, lang: str, text: str) -> np.ndarray:
     return np.asarray(aligner.step(probs).argmax(-1), np.int64)
 
 
-def decode_utterance(probs: np.ndarray, lang: str, text: str) -> np.ndarray:
-    aligned = align_recording(probs, expected_visemes(text, lang), lang)
+def decode_utterance(
+    probs: np.ndarray, lang: str, text: str, audio: np.ndarray | None = None
+) -> np.ndarray:
+    """`align_recording`, with the forced aligner's path when `audio` is given and
+    the language has one (as the engine decodes)."""
+    forced = None
+    if audio is not None and lang in FORCED_LANGUAGES:
+        forced = _aligners().path(audio, text)
+    aligned = align_recording(probs, expected_visemes(text, lang), lang, forced)
     return np.asarray(aligned.argmax(-1), np.int64)
+
+
+@functools.cache
+def _aligners() -> AlignerPool:
+    return AlignerPool(1)  # the evaluation runs in one thread
 
 
 def evaluate(
@@ -128,9 +144,10 @@ def evaluate(
             "text-wrong": decode_text(probs, s.lang, other),
             "early": decode_streamed(probs, s.lang, timed, -0.3),
             "late": decode_streamed(probs, s.lang, timed, 0.3),
-            "utterance": decode_utterance(probs, s.lang, text),
-            "utt-10%": decode_utterance(probs, s.lang, corrupted),
-            "utt-wrong": decode_utterance(probs, s.lang, other),
+            "utterance": decode_utterance(probs, s.lang, text, audio),
+            "utt-model": decode_utterance(probs, s.lang, text),
+            "utt-10%": decode_utterance(probs, s.lang, corrupted, audio),
+            "utt-wrong": decode_utterance(probs, s.lang, other, audio),
         }
         if baseline is not None:
             preds["baseline"] = baseline(audio)

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from viseme_engine.eval import Predictor, fit_length, load_sets, predictor_from_path
+from viseme_engine.labels import frame_phones
 from viseme_engine.phonemes import SILENCE
-from viseme_engine.training.labels import frame_phones
 
 
 @dataclass

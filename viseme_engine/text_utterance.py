@@ -17,6 +17,16 @@ the rest, a stretch whose agreement, averaged over `window` frames of speech,
 falls below `bound` (text that skips, adds or mis-spells words there) gets what
 the online aligner makes of it (`align_recording`).
 
+For English a second path competes: pocketsphinx's forced alignment of the
+same transcript (forced_align.py), whose acoustic model was trained on far more
+real speech than ours and places boundaries on human voices better (its own
+pronunciations, cmudict's, also match how people speak better than espeak-ng's).
+On robotic synthesizers it does worse than our model. The model decides
+between them: the forced path is taken when the model finds it nearly as likely
+as its own best path (within `PREFER` of mean agreement), and is then trusted,
+stretch by stretch, with looser bounds (`FORCED`); its untrusted stretches get
+the model's own alignment.
+
 Measured on held-out real speakers: docs/architecture.md ("Text-informed lip
 sync") and the model card.
 """
@@ -29,10 +39,12 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from .forced_align import ForcedPath
 from .phonemes import SILENCE
 from .text_align import TextAligner
 
 Probs = npt.NDArray[np.float32]
+Ints = npt.NDArray[np.int64]
 # The most states x frames one alignment keeps back-pointers for (a byte each): a
 # minute of audio with about 3,000 visemes of text.
 MAX_CELLS = 20_000_000
@@ -47,6 +59,16 @@ class UtteranceConfig:
     bound: float = 0.55  # a stretch's agreement below this: the audio alone there
     window: int = 21  # frames (10 ms) of a stretch
     keep: float = 0.1  # share of the model's own probabilities kept on the path
+
+
+# A forced alignment's path (align_recording) is taken over the model's own when
+# pocketsphinx hears human speech in the audio (Alignment.fit at least FIT) or its
+# mean agreement is at most PREFER lower, and trusted with these bounds. Chosen on
+# the validation sets (synthesized heldout_sentences and LJSpeech's), see the
+# model card: real speech prefers the forced path, robotic synthesizers the model's.
+PREFER = 0.1
+FIT = -16.0
+FORCED = UtteranceConfig(gate=0.4, bound=0.2)
 
 
 def states(words: Sequence[Sequence[int]]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
@@ -86,6 +108,38 @@ def viterbi(
     return vis[path]
 
 
+def agreement(probs: Probs, path: Ints) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+    """Per frame, the model's probability of the path's viseme over that of its own
+    best one; and which frames are speech (to the model or to the path)."""
+    agree = probs[np.arange(len(probs)), path] / np.maximum(probs.max(-1), 1e-9)
+    return agree, (probs.argmax(-1) != SILENCE) | (path != SILENCE)
+
+
+def mean_agreement(probs: Probs, path: Ints) -> float:
+    agree, speech = agreement(probs, path)
+    return float(agree[speech].mean()) if speech.any() else 0.0
+
+
+def pin(
+    probs: Probs, path: Ints, config: UtteranceConfig, fallback: Callable[[], Probs] | None
+) -> Probs | None:
+    """`probs` pinned to a path of visemes where the audio agrees with it, what
+    `fallback()` gives (default `probs`) in the stretches where it does not; None
+    where the speech as a whole agrees less than `config.gate`."""
+    agree, speech = agreement(probs, path)
+    if not speech.any() or agree[speech].mean() < config.gate:
+        return None
+    near = _window_sum(np.where(speech, agree, 0.0), config.window)
+    count = _window_sum(speech.astype(np.float64), config.window)
+    trusted = (count == 0) | (near >= config.bound * np.maximum(count, 1.0))
+    pinned = config.keep * probs
+    pinned[np.arange(len(probs)), path] += 1.0 - config.keep
+    if trusted.all():
+        return pinned.astype(np.float32)
+    other = probs if fallback is None else fallback()
+    return np.where(trusted[:, None], pinned, other).astype(np.float32)
+
+
 def align_utterance(
     probs: Probs,
     words: Sequence[Sequence[int]],
@@ -99,21 +153,8 @@ def align_utterance(
     config = config or UtteranceConfig()
     if not words or len(probs) < 2:
         return probs
-    path = viterbi(probs, words, config)
-    frames = np.arange(len(probs))
-    agree = probs[frames, path] / np.maximum(probs.max(-1), 1e-9)
-    speech = (probs.argmax(-1) != SILENCE) | (path != SILENCE)
-    if not speech.any() or agree[speech].mean() < config.gate:
-        return probs
-    near = _window_sum(np.where(speech, agree, 0.0), config.window)
-    count = _window_sum(speech.astype(np.float64), config.window)
-    trusted = (count == 0) | (near >= config.bound * np.maximum(count, 1.0))
-    pinned = config.keep * probs
-    pinned[frames, path] += 1.0 - config.keep
-    if trusted.all():
-        return pinned.astype(np.float32)
-    other = probs if fallback is None else fallback()
-    return np.where(trusted[:, None], pinned, other).astype(np.float32)
+    pinned = pin(probs, viterbi(probs, words, config), config, fallback)
+    return probs if pinned is None else pinned
 
 
 def _window_sum(values: npt.NDArray[np.float64], width: int) -> npt.NDArray[np.float64]:
@@ -123,21 +164,54 @@ def _window_sum(values: npt.NDArray[np.float64], width: int) -> npt.NDArray[np.f
     return full[start : start + len(values)]
 
 
-def align_recording(probs: Probs, words: Sequence[Sequence[int]], lang: str) -> Probs:
-    """`align_utterance` with the online aligner's view (text_align.py, the whole
-    transcript given up front) in the stretches it does not trust. A transcript too
+def align_recording(
+    probs: Probs, words: Sequence[Sequence[int]], lang: str, forced: ForcedPath | None = None
+) -> Probs:
+    """The whole-recording decoder. `words` (the transcript's visemes) are aligned
+    by `align_utterance`, with the online aligner's view (text_align.py, the whole
+    transcript given up front) in the stretches it does not trust; a transcript too
     long for its audio (more states than frames, or a path table past MAX_CELLS)
-    gets the online view alone."""
+    gets the online view alone.
+
+    `forced`, an acoustic forced alignment of the same transcript (forced_align.py),
+    is the other path: taken where it fits the audio as human speech (`FIT`) or
+    its agreement with the model comes within PREFER of the model's own best path
+    through the words; trusted by FORCED's looser bounds (its boundaries come from
+    another acoustic model, so it agrees less with this one even where it is
+    right), and the model's own alignment where it is not trusted."""
 
     def online() -> Probs:
         aligner = TextAligner(lang)
         aligner.add_visemes(words, final=True)
         return aligner.step(probs)
 
+    config = UtteranceConfig()
     n = len(states(words)[0])
-    if n > len(probs) or n * len(probs) > MAX_CELLS:
-        return online()
-    return align_utterance(probs, words, fallback=online)
+    fits = bool(words) and len(probs) >= 2 and n <= len(probs) and n * len(probs) <= MAX_CELLS
+    own = viterbi(probs, words, config) if fits else None
+
+    def model_view() -> Probs:
+        if own is None:
+            return online() if words else probs
+        pinned = pin(probs, own, config, online)
+        return probs if pinned is None else pinned
+
+    if forced is not None and len(probs) >= 2:
+        path = _fit(forced.visemes, len(probs))
+        if (
+            own is None
+            or forced.fit >= FIT
+            or mean_agreement(probs, path) >= mean_agreement(probs, own) - PREFER
+        ):
+            pinned = pin(probs, path, FORCED, model_view)
+            if pinned is not None:
+                return pinned
+    return model_view()
+
+
+def _fit(path: Ints, n: int) -> Ints:
+    """A path of visemes trimmed, or padded with silence, to `n` frames."""
+    return np.concatenate([path[:n], np.full(max(n - len(path), 0), SILENCE, np.int64)])
 
 
 class UtteranceAligner:

@@ -43,9 +43,9 @@ import numpy as np
 import soxr
 
 from viseme_engine.audio import to_pcm16
+from viseme_engine.labels import RATE, example, fix_closures
 from viseme_engine.phonemes import phones_to_visemes
 from viseme_engine.training import corpus, synth_festival, synth_flite
-from viseme_engine.training.labels import RATE, example, fix_closures
 from viseme_engine.training.synth_espeak import Espeak, Synthesis
 
 log = logging.getLogger("viseme_engine.datagen")

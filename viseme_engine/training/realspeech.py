@@ -51,12 +51,11 @@ import numpy as np
 import soxr
 
 from viseme_engine.audio import to_pcm16
+from viseme_engine.forced_align import Alignment, ForcedAligner, espeak_pronunciations, words_of
+from viseme_engine.labels import RATE, example, fix_closures
 from viseme_engine.phonemes import phone_viseme
-from viseme_engine.text_align import espeak_lines
 from viseme_engine.training import synth_flite
-from viseme_engine.training.align import Alignment, ForcedAligner, words_of
 from viseme_engine.training.datagen import alignment_ok
-from viseme_engine.training.labels import RATE, example, fix_closures
 
 log = logging.getLogger("viseme_engine.realspeech")
 
@@ -136,48 +135,6 @@ def ljspeech(root: Path, textgrids: Path) -> Iterator[Clip]:
             continue
         phones, ends = read_textgrid_phones(tg)
         yield Clip(uid, "ljspeech", "LJ", _lj_split(uid), text, read_wav(wav), phones, ends)
-
-
-# espeak-ng mnemonics of many languages -> the nearest ARPAbet phones, for aligning
-# real speakers of other languages (Common Voice) with the English acoustic model.
-# Mouth shapes are what matters: rounded front vowels go to rounded ones, etc.
-_FOREIGN: dict[str, str] = {
-    "a": "aa", "A": "aa", "&": "ae", "@": "ax", "3": "er", "V": "ah", "0": "aa", "e": "ey",
-    "E": "eh", "i": "iy", "I": "ih", "o": "ow", "O": "ao", "u": "uw", "U": "uh", "y": "uw",
-    "Y": "uh", "W": "er", "2": "uh", "9": "er", "aI": "ay", "aU": "aw", "OI": "oy",
-    "eI": "ey", "oU": "ow", "&U": "aw", "au": "aw", "ai": "ay", "ei": "ey", "oi": "oy",
-    "p": "p", "b": "b", "t": "t", "d": "d", "k": "k", "g": "g", "m": "m", "n": "n",
-    "N": "ng", "n^": "n y", "J": "n y", "f": "f", "v": "v", "s": "s", "z": "z", "S": "sh",
-    "Z": "zh", "T": "th", "D": "dh", "x": "hh", "X": "hh", "h": "hh", "C": "sh", "l": "l",
-    "L": "l", "r": "r", "R": "r", "*": "r", "j": "y", "w": "w", "tS": "ch", "dZ": "jh",
-    "ts": "t s", "dz": "d z", "B": "b", "G": "g", "c": "ch", "q": "k", "l^": "l",
-}  # fmt: skip
-_MARKS = "',%=:~;#-!"
-
-
-def foreign_arpabet(mnemonic: str) -> list[str]:
-    """ARPAbet for one espeak-ng mnemonic of any language; [] where none fits."""
-    for candidate in (
-        mnemonic,
-        mnemonic.strip(_MARKS),
-        mnemonic.strip(_MARKS).rstrip("0123456789"),
-    ):
-        if candidate in _FOREIGN:
-            return _FOREIGN[candidate].split()
-    return []
-
-
-def espeak_pronunciations(words: list[str], voice: str) -> dict[str, list[str]]:
-    """ARPAbet (upper case) per word, from espeak-ng's `voice` (one call, a word a line)."""
-    lines = espeak_lines("\n".join(words), voice)
-    if len(lines) != len(words):
-        return {}
-    out = {}
-    for word, line in zip(words, lines, strict=True):
-        phones = [a for m in line.replace(" ", "_").split("_") for a in foreign_arpabet(m)]
-        if phones:
-            out[word] = [p.upper() for p in phones]
-    return out
 
 
 def indonesian_pronunciations(words: list[str]) -> dict[str, list[str]]:

@@ -5,8 +5,14 @@ PyPI wheel bundles the en-us acoustic model and cmudict) aligns a word
 sequence to audio in two passes: a word-level search constrained to the text
 (`set_align_text`), then a state-level alignment of the words it found
 (`set_alignment`). Words missing from cmudict are spelt by flite's `t2p`
-letter-to-sound rules; Indonesian words come with their own pronunciations
-(espeak-ng's, mapped to ARPAbet), since the English model is the only one.
+letter-to-sound rules where flite is installed, else by espeak-ng; Indonesian
+words come with their own pronunciations (espeak-ng's, mapped to ARPAbet),
+since the English model is the only one.
+
+Two users: the training data's labels of transcribed real speech
+(training/realspeech.py), and `POST /v1/visemes` with a transcript, where the
+alignment is one of the two paths the whole-recording decoder chooses from
+(text_utterance.py; docs/architecture.md, "Text-informed lip sync").
 
 Timing: pocketsphinx frame i analyses samples [160 i, 160 i + 410), so its
 phones sit early against a 10 ms grid of frame centres. `SHIFT_S` corrects
@@ -17,16 +23,26 @@ viseme_engine/models/default.md).
 from __future__ import annotations
 
 import os
+import queue
 import re
+import shutil
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from viseme_engine.audio import to_pcm16
+from viseme_engine.labels import fix_closures, frame_labels
+from viseme_engine.phonemes import phone_viseme
+from viseme_engine.text_align import espeak_lines
 
+# The languages whose transcripts the engine force-aligns with pocketsphinx: its
+# English acoustic model (Indonesian is aligned with it only for training labels).
+FORCED_LANGUAGES = frozenset({"en"})
 # pocketsphinx phones run early against MFA's by about this much (measured, see above)
 SHIFT_S = 0.020
 _ALTERNATE = re.compile(r"\(\d+\)$")
@@ -46,6 +62,11 @@ class Alignment:
     phones: list[str]
     ends: list[float]  # seconds, one per phone
     words: list[tuple[str, float, float]]  # (word, start s, end s)
+    # pocketsphinx's acoustic score of the alignment per 10 ms frame: how much the
+    # audio sounds like the speech its model knows. Measured medians: human voices
+    # -12 to -16 (LJSpeech -14, Common Voice -13, flite rms -12, festival ked -16),
+    # espeak-ng's formant voices -26 to -30.
+    fit: float = 0.0
 
 
 def words_of(text: str) -> list[str]:
@@ -54,7 +75,10 @@ def words_of(text: str) -> list[str]:
 
 
 def t2p(word: str) -> list[str]:
-    """flite's letter-to-sound phones for one word, upper-case, stress dropped."""
+    """flite's letter-to-sound phones for one word, upper-case, stress dropped;
+    espeak-ng's (US English) where flite is not installed."""
+    if shutil.which("t2p") is None:
+        return espeak_pronunciations([word], "en-us").get(word, [])
     res = subprocess.run(  # noqa: S603
         ["t2p", word],  # noqa: S607
         capture_output=True, text=True, check=True, timeout=30,
@@ -62,11 +86,53 @@ def t2p(word: str) -> list[str]:
     return [p.rstrip("012").upper() for p in res.stdout.split() if p != "pau"]
 
 
+# espeak-ng mnemonics of many languages -> the nearest ARPAbet phones, for aligning
+# real speakers of other languages (Common Voice) with the English acoustic model.
+# Mouth shapes are what matters: rounded front vowels go to rounded ones, etc.
+_FOREIGN: dict[str, str] = {
+    "a": "aa", "A": "aa", "&": "ae", "@": "ax", "3": "er", "V": "ah", "0": "aa", "e": "ey",
+    "E": "eh", "i": "iy", "I": "ih", "o": "ow", "O": "ao", "u": "uw", "U": "uh", "y": "uw",
+    "Y": "uh", "W": "er", "2": "uh", "9": "er", "aI": "ay", "aU": "aw", "OI": "oy",
+    "eI": "ey", "oU": "ow", "&U": "aw", "au": "aw", "ai": "ay", "ei": "ey", "oi": "oy",
+    "p": "p", "b": "b", "t": "t", "d": "d", "k": "k", "g": "g", "m": "m", "n": "n",
+    "N": "ng", "n^": "n y", "J": "n y", "f": "f", "v": "v", "s": "s", "z": "z", "S": "sh",
+    "Z": "zh", "T": "th", "D": "dh", "x": "hh", "X": "hh", "h": "hh", "C": "sh", "l": "l",
+    "L": "l", "r": "r", "R": "r", "*": "r", "j": "y", "w": "w", "tS": "ch", "dZ": "jh",
+    "ts": "t s", "dz": "d z", "B": "b", "G": "g", "c": "ch", "q": "k", "l^": "l",
+}  # fmt: skip
+_MARKS = "',%=:~;#-!"
+
+
+def foreign_arpabet(mnemonic: str) -> list[str]:
+    """ARPAbet for one espeak-ng mnemonic of any language; [] where none fits."""
+    for candidate in (
+        mnemonic,
+        mnemonic.strip(_MARKS),
+        mnemonic.strip(_MARKS).rstrip("0123456789"),
+    ):
+        if candidate in _FOREIGN:
+            return _FOREIGN[candidate].split()
+    return []
+
+
+def espeak_pronunciations(words: list[str], voice: str) -> dict[str, list[str]]:
+    """ARPAbet (upper case) per word, from espeak-ng's `voice` (one call, a word a line)."""
+    lines = espeak_lines("\n".join(words), voice)
+    if len(lines) != len(words):
+        return {}
+    out = {}
+    for word, line in zip(words, lines, strict=True):
+        phones = [a for m in line.replace(" ", "_").split("_") for a in foreign_arpabet(m)]
+        if phones:
+            out[word] = [p.upper() for p in phones]
+    return out
+
+
 class ForcedAligner:
-    """One pocketsphinx decoder; not thread-safe (one per process)."""
+    """One pocketsphinx decoder; not thread-safe (`AlignerPool` shares several)."""
 
     def __init__(self) -> None:
-        from pocketsphinx import Decoder, get_model_path  # the optional `train` extra
+        from pocketsphinx import Decoder, get_model_path
 
         model = get_model_path()
         self._decoder: Any = Decoder(
@@ -136,7 +202,9 @@ def _collect(
     ends: list[float] = []
     timed: list[tuple[str, float, float]] = []
     names = dict(zip(keys, words, strict=True))
+    score = frames = 0
     for word in entries:
+        score, frames = score + word.score, frames + word.duration
         w_start = word.start * 0.01 + SHIFT_S
         w_end = (word.start + word.duration) * 0.01 + SHIFT_S
         if word.name in ("<s>", "</s>", "<sil>") or word.name.startswith("+"):
@@ -151,7 +219,7 @@ def _collect(
     if len(timed) != len(words):
         return None
     ends = [min(max(e, 0.0), duration) for e in ends]
-    return Alignment(phones=phones, ends=ends, words=timed)
+    return Alignment(phones=phones, ends=ends, words=timed, fit=score / max(frames, 1))
 
 
 def _append(phones: list[str], ends: list[float], phone: str, end: float) -> None:
@@ -160,3 +228,51 @@ def _append(phones: list[str], ends: list[float], phone: str, end: float) -> Non
         return
     phones.append(phone)
     ends.append(end)
+
+
+@dataclass(frozen=True)
+class ForcedPath:
+    """A forced alignment as the whole-recording decoder takes it (text_utterance.py)."""
+
+    visemes: npt.NDArray[np.int64]  # one per 10 ms frame
+    fit: float  # Alignment.fit
+
+
+def frame_visemes(audio: np.ndarray, alignment: Alignment) -> npt.NDArray[np.int64]:
+    """One SAPI viseme per 10 ms frame of 16 kHz `audio` from its alignment, stop
+    closures placed on the audio as the training labels place them (labels.py)."""
+    visemes = [phone_viseme("arpabet", p) for p in alignment.phones]
+    pcm = to_pcm16(audio)
+    ends = fix_closures(pcm, 16000, alignment.phones, alignment.ends, visemes)
+    return frame_labels(len(pcm), ends, visemes).astype(np.int64)
+
+
+class AlignerPool:
+    """Forced alignment for many threads: up to `size` decoders, made on first use
+    (each holds the acoustic model, about 25 MB), lent one call at a time."""
+
+    def __init__(self, size: int) -> None:
+        self._free: queue.LifoQueue[ForcedAligner] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(size)
+
+    def path(self, audio: np.ndarray, text: str) -> ForcedPath | None:
+        """`text` aligned to 16 kHz `audio`, as frame visemes; None where the text has
+        no words or pocketsphinx finds no path through it."""
+        words = words_of(text)
+        if not words:
+            return None
+        with self._slots:
+            aligner = self._take()
+            try:
+                alignment = aligner.align(audio, words)
+            finally:
+                self._free.put(aligner)
+        if alignment is None:
+            return None
+        return ForcedPath(frame_visemes(audio, alignment), alignment.fit)
+
+    def _take(self) -> ForcedAligner:
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:  # fewer than `size` made so far: the semaphore says so
+            return ForcedAligner()
