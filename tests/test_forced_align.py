@@ -17,6 +17,7 @@ from viseme_engine.phonemes import BILABIAL
 from viseme_engine.smoothing import VisemeEvent
 from viseme_engine.text_utterance import (
     FIT,
+    KNOWN,
     PREFER,
     UtteranceConfig,
     align_recording,
@@ -60,6 +61,13 @@ def test_text_without_words_gives_no_path(pool: AlignerPool) -> None:
     assert pool.path(audio, " ... !") is None
 
 
+def test_words_cmudict_lacks_are_counted(pool: AlignerPool) -> None:
+    text = "Saya makan nasi goreng di rumah."  # Indonesian: t2p guesses its words
+    forced = pool.path(pcm_to_float(flite_pcm(text)[0]), text)
+    assert forced is not None
+    assert forced.known < KNOWN
+
+
 def test_the_forced_path_is_taken_where_the_model_finds_it_nearly_as_likely() -> None:
     # "on": the model is unsure where o ends; the forced path ends it two frames later
     probs = stretches([{SIL: 0.9}, {AA: 0.9}, {AA: 0.5, N: 0.45}, {N: 0.9}, {SIL: 0.9}], 6)
@@ -80,8 +88,9 @@ def test_a_forced_path_that_fits_human_speech_is_taken_though_the_model_disagree
     forced = own.copy()
     forced[10:16] = N  # n six frames early, over audio the model hears as a
     assert mean_agreement(probs, forced) < mean_agreement(probs, own) - PREFER
-    for fit, expected in ((FIT, forced), (FIT - 1, own)):
-        out = align_recording(probs, words, "en", ForcedPath(forced, fit)).argmax(-1)
+    # pocketsphinx hears no human voice, or guessed how most words sound: the model's
+    for fit, known, expected in ((FIT, 1.0, forced), (FIT - 1, 1.0, own), (FIT, KNOWN - 0.1, own)):
+        out = align_recording(probs, words, "en", ForcedPath(forced, fit, known)).argmax(-1)
         assert out.tolist() == expected.tolist()
 
 

@@ -29,7 +29,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -67,6 +67,7 @@ class Alignment:
     # -12 to -16 (LJSpeech -14, Common Voice -13, flite rms -12, festival ked -16),
     # espeak-ng's formant voices -26 to -30.
     fit: float = 0.0
+    known: float = 1.0  # share of the words cmudict (or the caller) pronounced, not t2p's guess
 
 
 def words_of(text: str) -> list[str]:
@@ -173,6 +174,7 @@ class ForcedAligner:
         """Align `words` to 16 kHz float audio; None where pocketsphinx finds no path."""
         prons = pronunciations or {}
         try:
+            known = [w in prons or self._decoder.lookup_word(w) is not None for w in words]
             keys = [self._ensure(w, prons.get(w)) for w in words]
         except (ValueError, subprocess.CalledProcessError):
             return None
@@ -191,7 +193,8 @@ class ForcedAligner:
             return None
         if alignment is None:
             return None
-        return _collect(alignment, keys, words, len(audio) / 16000.0)
+        found = _collect(alignment, keys, words, len(audio) / 16000.0)
+        return None if found is None else replace(found, known=sum(known) / len(known))
 
 
 def _collect(
@@ -236,6 +239,7 @@ class ForcedPath:
 
     visemes: npt.NDArray[np.int64]  # one per 10 ms frame
     fit: float  # Alignment.fit
+    known: float = 1.0  # Alignment.known
 
 
 def frame_visemes(audio: np.ndarray, alignment: Alignment) -> npt.NDArray[np.int64]:
@@ -269,7 +273,7 @@ class AlignerPool:
                 self._free.put(aligner)
         if alignment is None:
             return None
-        return ForcedPath(frame_visemes(audio, alignment), alignment.fit)
+        return ForcedPath(frame_visemes(audio, alignment), alignment.fit, alignment.known)
 
     def _take(self) -> ForcedAligner:
         try:

@@ -21,11 +21,12 @@ For English a second path competes: pocketsphinx's forced alignment of the
 same transcript (forced_align.py), whose acoustic model was trained on far more
 real speech than ours and places boundaries on human voices better (its own
 pronunciations, cmudict's, also match how people speak better than espeak-ng's).
-On robotic synthesizers it does worse than our model. The model decides
-between them: the forced path is taken when the model finds it nearly as likely
-as its own best path (within `PREFER` of mean agreement), and is then trusted,
-stretch by stretch, with looser bounds (`FORCED`); its untrusted stretches get
-the model's own alignment.
+On robotic synthesizers it does worse than our model. The forced path is taken
+when pocketsphinx hears speech of the kind it knows (its per-frame score at
+least `FIT`) in words it knows (`KNOWN`), or when our model finds it nearly as
+likely as its own best path (within `PREFER` of mean agreement); it is then
+trusted, stretch by stretch, with looser bounds (`FORCED`), and its untrusted
+stretches get the model's own alignment.
 
 Measured on held-out real speakers: docs/architecture.md ("Text-informed lip
 sync") and the model card.
@@ -62,12 +63,15 @@ class UtteranceConfig:
 
 
 # A forced alignment's path (align_recording) is taken over the model's own when
-# pocketsphinx hears human speech in the audio (Alignment.fit at least FIT) or its
-# mean agreement is at most PREFER lower, and trusted with these bounds. Chosen on
-# the validation sets (synthesized heldout_sentences and LJSpeech's), see the
-# model card: real speech prefers the forced path, robotic synthesizers the model's.
+# pocketsphinx hears human speech in the audio (Alignment.fit at least FIT) and
+# knows most words (Alignment.known at least KNOWN), or when the model finds it
+# nearly as likely as its own (mean agreement at most PREFER lower); it is then
+# trusted with the FORCED bounds. docs/architecture.md ("A second path") says how
+# they were chosen: real speech prefers the forced path, robotic synthesizers and
+# the model's training voices the model's.
 PREFER = 0.1
 FIT = -16.0
+KNOWN = 0.8
 FORCED = UtteranceConfig(gate=0.4, bound=0.2)
 
 
@@ -174,8 +178,9 @@ def align_recording(
     gets the online view alone.
 
     `forced`, an acoustic forced alignment of the same transcript (forced_align.py),
-    is the other path: taken where it fits the audio as human speech (`FIT`) or
-    its agreement with the model comes within PREFER of the model's own best path
+    is the other path: taken where it fits the audio as human speech (`FIT`, with
+    `KNOWN` words) or its agreement with the model comes within PREFER of the
+    model's own best path
     through the words; trusted by FORCED's looser bounds (its boundaries come from
     another acoustic model, so it agrees less with this one even where it is
     right), and the model's own alignment where it is not trusted."""
@@ -200,7 +205,7 @@ def align_recording(
         path = _fit(forced.visemes, len(probs))
         if (
             own is None
-            or forced.fit >= FIT
+            or (forced.fit >= FIT and forced.known >= KNOWN)
             or mean_agreement(probs, path) >= mean_agreement(probs, own) - PREFER
         ):
             pinned = pin(probs, path, FORCED, model_view)
