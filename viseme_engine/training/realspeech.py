@@ -16,9 +16,8 @@ datagen.py), so train.py and eval.py read both alike. Labels:
                 `spn` (unknown word) frames get UNKNOWN and are not trained on
   Common Voice  pocketsphinx forced alignment of the clip's transcript
                 (viseme_engine/forced_align.py); Indonesian words are pronounced
-                through espeak-ng's
-                `id` phones mapped to ARPAbet, since only an English acoustic
-                model exists. Clips it cannot align are dropped and counted.
+                through espeak-ng's `id` phones mapped to ARPAbet, since only
+                an English acoustic model exists. Clips it cannot align are dropped and counted.
   transcribed   a directory of clips/*.wav and transcripts.tsv (file, voice,
                 split, sentence), e.g. synth_kokoro.py's neural TTS: aligned
                 like Common Voice; the split is the directory's own.
