@@ -195,8 +195,9 @@ class VisemeEngine:
         lipsync: LipsyncConfig | None = None,
     ) -> EngineStream:  # fmt: skip
         """A stream for a whole recording whose transcript is known (POST /v1/visemes):
-        the model runs over all of `data` first, the transcript is force-aligned to
-        it (text_utterance.py), and the stream then gives `data`'s visemes from the
+        the model runs over all of `data` first (pocketsphinx aligning the transcript
+        meanwhile, for English), the transcript is aligned to it (text_utterance.py),
+        and the stream then gives `data`'s visemes from the
         aligned probabilities, chunk by chunk as any stream. Past UTTERANCE_SECONDS
         (the alignment's memory grows with audio times text) it is an `open_stream`
         with the whole transcript given."""
@@ -206,16 +207,22 @@ class VisemeEngine:
             stream = self.open_stream(model, audio_format, use_text=True, lipsync=lipsync)
             await stream.add_text(text, final=True)
             return stream
-        probe = self._stream(model, audio_format, None, None, keep_probs=True)
-        await probe.feed(data)
-        await probe.flush()
+        lang = MODEL_LANGUAGES[model]
+        # pocketsphinx aligns in a thread while the model runs over the recording
+        forcing = asyncio.ensure_future(self._forced(lang, audio_format, data, text))
         try:
-            words = await asyncio.to_thread(expected_visemes, text, MODEL_LANGUAGES[model])
+            probe = self._stream(model, audio_format, None, None, keep_probs=True)
+            await probe.feed(data)
+            await probe.flush()
+        except BaseException:
+            forcing.cancel()  # the thread finishes unheard
+            raise
+        try:
+            words = await asyncio.to_thread(expected_visemes, text, lang)
         except (OSError, subprocess.SubprocessError) as exc:
             log.warning("transcript not used, espeak-ng failed: %r", exc)  # audio decides alone
             words = []
-        lang = MODEL_LANGUAGES[model]
-        forced = await self._forced(lang, audio_format, data, text)
+        forced = await forcing
         aligned = await asyncio.to_thread(align_recording, probe.take_probs(), words, lang, forced)
         return self._stream(model, audio_format, lipsync, UtteranceAligner(aligned))
 
@@ -226,9 +233,13 @@ class VisemeEngine:
         the language; None where it finds no path (forced_align.py)."""
         if not self.config.forced_alignment or lang not in FORCED_LANGUAGES:
             return None
-        audio = Resampler(audio_format.sample_rate)(decode(data, audio_format.encoding), last=True)
+
+        def align() -> ForcedPath | None:  # decoding and resampling too, off the event loop
+            audio = decode(data, audio_format.encoding)
+            return self._aligners.path(Resampler(audio_format.sample_rate)(audio, last=True), text)
+
         try:
-            return await asyncio.to_thread(self._aligners.path, audio, text)
+            return await asyncio.to_thread(align)
         except (ImportError, OSError, subprocess.SubprocessError) as exc:
             log.warning("forced alignment not used: %r", exc)  # the model aligns alone
             return None
