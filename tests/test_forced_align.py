@@ -56,6 +56,19 @@ def test_the_alignment_closes_the_lips_on_every_bilabial(pool: AlignerPool) -> N
     assert forced.fit >= FIT  # a recorded voice: pocketsphinx hears human speech
 
 
+def test_an_alignment_does_not_depend_on_what_the_decoder_aligned_before() -> None:
+    pool = AlignerPool(1)  # one decoder for all three
+    first = pcm_to_float(flite_pcm(TEXT, "awb")[0])
+    other = "The birch canoe slid on the smooth planks."
+    before = pool.path(first, TEXT)
+    assert pool.path(pcm_to_float(flite_pcm(other)[0]), other) is not None
+    after = pool.path(first, TEXT)
+    assert before is not None
+    assert after is not None
+    assert after.fit == before.fit
+    np.testing.assert_array_equal(after.visemes, before.visemes)
+
+
 def test_text_without_words_gives_no_path(pool: AlignerPool) -> None:
     audio = pcm_to_float(flite_pcm("Mom.")[0])
     assert pool.path(audio, " ... !") is None

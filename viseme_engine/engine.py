@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
 import subprocess
 import weakref
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .audio import AudioFormat, Resampler, decode
+from .audio import AudioFormat
 from .batcher import BatchStats, MicroBatcher
 from .device import device_in_use, requested_providers
-from .forced_align import FORCED_LANGUAGES, AlignerPool, ForcedPath
+from .forced_align import FORCED_LANGUAGES, AlignerProcess, ForcedPath
 from .lipsync import LipsyncConfig
 from .smoothing import SmoothingConfig, VisemeEvent
 from .stream import HOP, Block, FrameModel, State, VisemeStream
@@ -154,7 +154,7 @@ class VisemeEngine:
             for name, model in loaded.models.items()
         }
         self._open: weakref.WeakSet[EngineStream] = weakref.WeakSet()
-        self._aligners = AlignerPool(os.cpu_count() or 1)
+        self._aligner = AlignerProcess()
 
     @property
     def open_streams(self) -> int:
@@ -175,6 +175,7 @@ class VisemeEngine:
     async def stop(self) -> None:
         for batcher in self._batchers.values():
             await batcher.stop()
+        self._aligner.close()
 
     def open_stream(
         self,
@@ -233,14 +234,9 @@ class VisemeEngine:
         the language; None where it finds no path (forced_align.py)."""
         if not self.config.forced_alignment or lang not in FORCED_LANGUAGES:
             return None
-
-        def align() -> ForcedPath | None:  # decoding and resampling too, off the event loop
-            audio = decode(data, audio_format.encoding)
-            return self._aligners.path(Resampler(audio_format.sample_rate)(audio, last=True), text)
-
         try:
-            return await asyncio.to_thread(align)
-        except (ImportError, OSError, subprocess.SubprocessError) as exc:
+            return await self._aligner.path(data, audio_format, text)
+        except (ImportError, OSError, subprocess.SubprocessError, BrokenProcessPool) as exc:
             log.warning("forced alignment not used: %r", exc)  # the model aligns alone
             return None
 

@@ -22,6 +22,9 @@ viseme_engine/models/default.md).
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import multiprocessing
 import os
 import queue
 import re
@@ -29,13 +32,15 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from viseme_engine.audio import to_pcm16
+from viseme_engine.audio import AudioFormat, Resampler, decode, to_pcm16
 from viseme_engine.labels import fix_closures, frame_labels
 from viseme_engine.phonemes import phone_viseme
 from viseme_engine.text_align import espeak_lines
@@ -180,6 +185,9 @@ class ForcedAligner:
             return None
         pcm = to_pcm16(audio).tobytes()
         d = self._decoder
+        # The cepstral mean of the last utterance would seed this one's first pass,
+        # so a result would depend on what the decoder aligned before: start afresh.
+        d.reinit_feat()
         try:
             d.set_align_text(" ".join(keys))
             for second_pass in (False, True):
@@ -280,3 +288,43 @@ class AlignerPool:
             return self._free.get_nowait()
         except queue.Empty:  # fewer than `size` made so far: the semaphore says so
             return ForcedAligner()
+
+
+class AlignerProcess:
+    """Forced alignment in a child process, for an event loop's process (the engine).
+
+    pocketsphinx keeps the GIL while it decodes: in a thread of the gateway's own
+    process, a 5 s clip's alignment stalls the event loop, and every relayed
+    conversation on it, by about 150 ms. One child per engine (the gateway runs
+    an engine per CPU), started with `spawn` on first use, holds its decoder
+    between requests; recordings queue for it."""
+
+    def __init__(self) -> None:
+        self._executor: ProcessPoolExecutor | None = None
+
+    async def path(self, data: bytes, audio_format: AudioFormat, text: str) -> ForcedPath | None:
+        """`AlignerPool.path` of raw audio in `audio_format`, decoded and resampled
+        in the child too."""
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, _child_path, data, audio_format, text)
+        except BrokenProcessPool:
+            self.close()  # the child died (killed, out of memory): the next call starts another
+            raise
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+
+@functools.cache
+def _child_pool() -> AlignerPool:
+    return AlignerPool(1)
+
+
+def _child_path(data: bytes, audio_format: AudioFormat, text: str) -> ForcedPath | None:
+    audio = Resampler(audio_format.sample_rate)(decode(data, audio_format.encoding), last=True)
+    return _child_pool().path(audio, text)
