@@ -297,7 +297,9 @@ class AlignerProcess:
     process, a 5 s clip's alignment stalls the event loop, and every relayed
     conversation on it, by about 150 ms. One child per engine (the gateway runs
     an engine per CPU), started with `spawn` on first use, holds its decoder
-    between requests; recordings queue for it."""
+    between requests; recordings queue for it. As with any `spawn`, a script that
+    runs the engine must guard its entry point (`if __name__ == "__main__":`);
+    where the child cannot start, the model aligns alone (VisemeEngine._forced)."""
 
     def __init__(self) -> None:
         self._executor: ProcessPoolExecutor | None = None
