@@ -72,6 +72,8 @@ def test_an_alignment_does_not_depend_on_what_the_decoder_aligned_before() -> No
 def test_text_without_words_gives_no_path(pool: AlignerPool) -> None:
     audio = pcm_to_float(flite_pcm("Mom.")[0])
     assert pool.path(audio, " ... !") is None
+    # 20,000 digits (a fuzzer's transcript): flite's t2p would take 30 s on it
+    assert pool.path(audio, "0" * 20_000) is None
 
 
 def test_words_cmudict_lacks_are_counted(pool: AlignerPool) -> None:
@@ -151,3 +153,14 @@ async def test_the_engine_places_closures_where_the_forced_alignment_does(
     # the smoother and the stretches trusted to the model's own path move a few
     assert hits(got[True]) >= 0.8 * len(expected), (sorted(expected), sorted(got[True]))
     assert hits(got[True]) > hits(got[False])  # the model alone places them elsewhere
+
+
+async def test_a_recording_cut_mid_sample_is_aligned_as_the_model_hears_it(
+    engine: VisemeEngine,
+) -> None:
+    pcm, rate = flite_pcm(TEXT, "awb")
+    stream = await engine.open_utterance(
+        "default", AudioFormat("pcm_s16le", rate), pcm + b"\0", TEXT
+    )
+    cut = await stream.feed(pcm + b"\0") + await stream.flush()
+    assert cut == await visemes(engine, pcm, rate)  # the odd byte is no sample, nor an error

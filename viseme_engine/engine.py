@@ -236,7 +236,13 @@ class VisemeEngine:
             return None
         try:
             return await self._aligner.path(data, audio_format, text)
-        except (ImportError, OSError, subprocess.SubprocessError, BrokenProcessPool) as exc:
+        except (
+            ImportError,
+            OSError,
+            ValueError,
+            subprocess.SubprocessError,
+            BrokenProcessPool,
+        ) as exc:
             log.warning("forced alignment not used: %r", exc)  # the model aligns alone
             return None
 

@@ -50,6 +50,7 @@ from viseme_engine.text_align import espeak_lines
 FORCED_LANGUAGES = frozenset({"en"})
 # pocketsphinx phones run early against MFA's by about this much (measured, see above)
 SHIFT_S = 0.020
+MAX_WORD = 40  # letters: longer "words" (a pasted hash, a run of digits) are not aligned
 _ALTERNATE = re.compile(r"\(\d+\)$")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)*")
 _NOT_IN_CMUDICT = {"AX": "AH", "AXR": "ER"}  # flite's and our ARPAbet's extra phones
@@ -87,7 +88,7 @@ def t2p(word: str) -> list[str]:
         return espeak_pronunciations([word], "en-us").get(word, [])
     res = subprocess.run(  # noqa: S603
         ["t2p", word],  # noqa: S607
-        capture_output=True, text=True, check=True, timeout=30,
+        capture_output=True, text=True, check=True, timeout=5,
     )  # fmt: skip
     return [p.rstrip("012").upper() for p in res.stdout.split() if p != "pau"]
 
@@ -178,10 +179,12 @@ class ForcedAligner:
     ) -> Alignment | None:
         """Align `words` to 16 kHz float audio; None where pocketsphinx finds no path."""
         prons = pronunciations or {}
+        if any(len(w) > MAX_WORD for w in words):
+            return None  # no one says it; letter-to-sound rules take seconds on one
         try:
             known = [w in prons or self._decoder.lookup_word(w) is not None for w in words]
             keys = [self._ensure(w, prons.get(w)) for w in words]
-        except (ValueError, subprocess.CalledProcessError):
+        except (ValueError, subprocess.SubprocessError):  # unpronounceable, or t2p hung
             return None
         pcm = to_pcm16(audio).tobytes()
         d = self._decoder
@@ -328,5 +331,7 @@ def _child_pool() -> AlignerPool:
 
 
 def _child_path(data: bytes, audio_format: AudioFormat, text: str) -> ForcedPath | None:
-    audio = Resampler(audio_format.sample_rate)(decode(data, audio_format.encoding), last=True)
+    whole = len(data) - len(data) % audio_format.bytes_per_sample  # as the model's stream
+    audio = decode(data[:whole], audio_format.encoding)
+    audio = Resampler(audio_format.sample_rate)(audio, last=True)
     return _child_pool().path(audio, text)
