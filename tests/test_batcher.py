@@ -33,11 +33,11 @@ async def test_batched_rows_equal_solo_runs(model: OnnxVisemeModel) -> None:
         assert np.allclose(logits, solo[0], atol=1e-4)
         for name in state:
             assert np.allclose(state[name], solo_state[name], atol=1e-4)
-    # Three lengths gathered in one window: three inferences, the states carried
-    # over: all six blocks' first 4 frames, the three longer ones' next 6, the
-    # longest one's last 15.
+    # Three lengths gathered in one window: three inferences, one per length, each
+    # block in exactly one of them (the three of 4 frames, the two of 10, the 25).
     assert batcher.stats.batches == 3
-    assert (batcher.stats.largest, batcher.stats.rows) == (6, 10)
+    assert (batcher.stats.largest, batcher.stats.rows) == (3, 6)
+    assert batcher.stats.longest_samples == 160 * 25
 
 
 class GatedModel:
