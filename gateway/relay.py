@@ -81,6 +81,13 @@ class Relay:
         self._engine = engine
         self._model = viseme_model
         self._metrics = metrics
+        # This session's children of the per-message metrics, looked up once, not
+        # per message (a labels() call takes a lock and hashes the labels).
+        name = provider.name
+        self._relayed_up = metrics.relayed.labels(name, "upstream")
+        self._relayed_down = metrics.relayed.labels(name, "downstream")
+        self._chunk_latency = metrics.chunk_latency.labels(name)
+        self._injected = metrics.visemes_injected.labels(name)
         self._stream: EngineStream | None = None
         self._closing: Close | None = None
 
@@ -143,7 +150,7 @@ class Relay:
                 await self._upstream.send(frame)
             except ConnectionClosed:
                 return "upstream"
-            self._metrics.relayed.labels(self.provider.name, "upstream").inc()
+            self._relayed_up.inc()
             if self._throttle is not None:  # too fast: read the client more slowly
                 await self._throttle.take()
         return "client"
@@ -152,7 +159,7 @@ class Relay:
         try:
             async for frame in self._upstream:
                 await self._forward(frame)
-                self._metrics.relayed.labels(self.provider.name, "downstream").inc()
+                self._relayed_down.inc()
         except ConnectionClosed:
             pass
         except (ConnectionResetError, ClientConnectionResetError):
@@ -178,7 +185,7 @@ class Relay:
                 await self._client.send_str(out)
         if isinstance(step.work, Feed):  # what the client sees, queueing included
             added = time.perf_counter() - arrived
-            self._metrics.chunk_latency.labels(self.provider.name).observe(added)
+            self._chunk_latency.observe(added)
 
     def _skipped(self, reason: str) -> None:
         self._metrics.visemes_skipped.labels(self.provider.name, reason).inc()
@@ -206,7 +213,7 @@ class Relay:
         if isinstance(work, Feed):
             self._load.audio(shed=reason in SHED)
         if result is not None:
-            self._metrics.visemes_injected.labels(self.provider.name).inc(len(result.events))
+            self._injected.inc(len(result.events))
             self.meter.visemes += len(result.events)
             if isinstance(work, Feed):
                 self.meter.audio_ms += work.duration_ms
