@@ -25,14 +25,15 @@ def engine_rate(pcm: np.ndarray, device: str, threads: int, chunk_s: float) -> f
     stream = VisemeStream(model, AudioFormat("pcm_s16le", 16000))
     data = pcm.tobytes()
     step = int(chunk_s * 16000) * 2
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), time.process_time()
     for start in range(0, len(data), step):
         stream.feed(data[start : start + step])
     stream.flush()
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu0
     print(
         f"  engine {used:4s} threads={threads} chunk={chunk_s:g}s: "
-        f"{len(pcm) / 16000 / wall:8.0f}x real time ({wall:.2f} s)"
+        f"{len(pcm) / 16000 / wall:8.0f}x real time ({wall:.2f} s, "
+        f"{cpu / (len(pcm) / 16000) * 1000:.2f} ms cpu per audio s)"
     )
     return len(pcm) / 16000 / wall
 

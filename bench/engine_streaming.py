@@ -4,7 +4,8 @@
 
 Each stream sends 24 kHz s16le speech at real-time pace in random 40-250 ms
 chunks, like a provider's audio deltas. Reported: per-chunk added latency
-(feed() call to visemes returned) p50/p99, process CPU use, batching stats.
+(feed() call to visemes returned) p50/p99, process CPU use (also in ms per second of
+audio, comparable with bench.engine_offline's), batching stats (rows per inference).
 """
 
 from __future__ import annotations
@@ -61,10 +62,12 @@ async def run(n: int, seconds: float, config: EngineConfig, pcm: bytes) -> None:
     stats = engine.batch_stats()["default"]
     await engine.stop()
     rows = stats.rows / max(1, stats.batches)
+    per_audio_s = cpu.cpu / (n * seconds) * 1000  # bench.engine_offline prints the same
     print(
         f"  N={n:4d}  chunks={len(latencies):6d}  p50={percentile(latencies, 50):6.2f} ms  "
         f"p99={percentile(latencies, 99):7.2f} ms  max={max(latencies):7.2f} ms  "
-        f"cpu={cpu.cores * 100:5.0f}%  rows/batch={rows:5.1f} largest={stats.largest}"
+        f"cpu={cpu.cores * 100:5.0f}%  {per_audio_s:5.2f} ms cpu per audio s  "
+        f"rows/batch={rows:5.1f} largest={stats.largest}"
     )
 
 
@@ -73,7 +76,9 @@ def main() -> None:
     parser.add_argument("--streams", default="10,50,100,200")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=2)
+    # 1, as the gateway runs it (VISEME_GATEWAY_ENGINE_THREADS): on a CPU a second
+    # intra-op thread costs more CPU per call than it saves on blocks this short.
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-wait-ms", type=float, default=None, help="default: the engine's")
     args = parser.parse_args()
     pcm = speech(RATE, 120.0).tobytes()

@@ -23,9 +23,11 @@ its processes' CPU time (workers included) over the measured window, in cores.
 The first second of each run is a warm-up and is not counted. Clients run in
 --client-procs processes (default 2), so the load generator is not the
 bottleneck; the fake provider runs in this one. "rows" is the engine's mean
-rows per batched inference, "shed" the audio messages sent without visemes
-for lack of time (past VISEME_GATEWAY_VISEME_DEADLINE_MS, 20 ms unless set,
-or refused by a full engine). Set VISEME_GATEWAY_REDIS_URL for several workers.
+rows per inference (blocks of one length run together), "cpu/msg" the gateway's
+CPU time per audio message received (the small messages between them included),
+"shed" the audio messages sent without visemes for lack of time (past
+VISEME_GATEWAY_VISEME_DEADLINE_MS, 20 ms unless set, or refused by a full
+engine). Set VISEME_GATEWAY_REDIS_URL for several workers.
 """
 
 from __future__ import annotations
@@ -200,6 +202,7 @@ class Result:
     sessions: int
     samples: Samples
     cpu_cores: float | None
+    cpu_ms: float | None  # the gateway's CPU time per audio message, everything included
     compute_ms: float | None  # the gateway's mean time per audio message, arrival to send
     rows: float | None  # mean rows per batched inference
     shed: int | None  # audio messages sent without visemes for lack of time
@@ -258,14 +261,16 @@ async def run_mode(
         samples = Samples()
         for share in await asyncio.gather(*shares):
             samples.add(share)
-        cpu = (cpu_seconds(pid) - cpu0) / (time.perf_counter() - wall0) if pid else None
+        used = cpu_seconds(pid) - cpu0 if pid else None
+        cpu = used / (time.perf_counter() - wall0) if used is not None else None
         after = await counters(http, gateway.base_url) if gateway else {}
     delta = {k: after[k] - before[k] for k in after}
     count = delta.get("added_count", 0)
     compute = delta["added_sum"] / count * 1000 if count else None
     rows = delta["rows"] / delta["batches"] if delta.get("batches") else None
     shed = round(delta["shed"]) if gateway else None
-    return Result(mode, sessions, samples, cpu, compute, rows, shed)
+    cpu_ms = used * 1000 / len(samples.audio) if used is not None and samples.audio else None
+    return Result(mode, sessions, samples, cpu, cpu_ms, compute, rows, shed)
 
 
 def start_gateway(
@@ -303,25 +308,28 @@ def table(results: list[Result]) -> str:
     direct = {r.sessions: r.samples for r in results if r.mode == "direct"}
     lines = [
         "                  audio            audio added      non-audio p99"
-        "     audio   with            rows/      gateway",
+        "     audio   with            rows/      gateway         gateway",
         "sessions mode      p50     p99     p50     p99    apart  behind"
-        "  messages visemes  shed  batch     CPU  per msg  refused",
+        "  messages visemes  shed  batch     CPU  cpu/msg  per msg  refused",
     ]
     for r in results:
         s, d = r.samples, direct[r.sessions]
         cpu = f"{r.cpu_cores:5.2f} cores" if r.cpu_cores is not None else "          -"
+        cpu_ms = f"{r.cpu_ms:8.2f}" if r.cpu_ms is not None else "       -"
         compute = f"{r.compute_ms:7.2f}" if r.compute_ms is not None else "      -"
         rows = f"{r.rows:6.2f}" if r.rows is not None else "     -"
         shed = f"{r.shed:5d}" if r.shed is not None else "    -"
         lines.append(
             f"{r.sessions:8d} {r.mode:8s} {pair(s.audio)} {added(s.audio, d.audio)}"
             f" {ms(percentile(s.apart, 99))} {ms(percentile(s.adjacent, 99))}"
-            f" {len(s.audio):9d} {s.visemes:7d} {shed} {rows} {cpu} {compute} {s.refused:8d}"
+            f" {len(s.audio):9d} {s.visemes:7d} {shed} {rows} {cpu} {cpu_ms} {compute}"
+            f" {s.refused:8d}"
         )
     notes = (
         "(ms; added = minus direct; non-audio apart: sent mid-way between audio messages;"
         " behind: sent right after an audio message, so it waits for that message's visemes;"
-        " per msg: the gateway's mean time per audio message from arrival to send;"
+        " cpu/msg: the gateway's CPU time per audio message received, the messages"
+        " between them included; per msg: its mean time per audio message from arrival to send;"
         " shed: audio sent without visemes for lack of time)"
     )
     return "\n".join([*lines, notes])
