@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from . import text_kernel
 from .audio import AudioFormat
 from .batcher import BatchStats, MicroBatcher
 from .device import device_in_use, requested_providers
@@ -171,6 +172,7 @@ class VisemeEngine:
     async def start(self) -> None:
         for batcher in self._batchers.values():
             await batcher.start()
+        await asyncio.to_thread(text_kernel.warm)  # the text aligner's loop, compiled once
 
     async def stop(self) -> None:
         for batcher in self._batchers.values():

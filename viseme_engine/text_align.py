@@ -42,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .phonemes import SAME_AS_PREVIOUS, SILENCE, phone_viseme
+from .text_kernel import band, forward
 
 ESPEAK_VOICE = {"en": "en-us", "id": "id"}
 _TABLE = {"en": "espeak-en", "id": "espeak-id"}
@@ -211,32 +212,6 @@ class TextAligner:
         alpha[first : first + k] += waiting / k
         self._alpha = alpha
 
-    def _transitions(self, hi: int) -> npt.NDArray[np.float64]:
-        """[from, to] over states [0, hi) and the free state (last row and column).
-
-        Only states up to a little past the furthest one holding mass take part
-        (`step`): a long transcript costs no more per frame than a short one.
-        Rows are renormalised after each step (the resync share adds mass), so
-        they need not sum to one. Built once per `step` call, not per frame.
-        """
-        c = self.config
-        n = hi + 1
-        p_next = 1.0 - c.p_stay - c.p_skip
-        t = np.eye(n) * c.p_stay
-        idx = np.arange(n)
-        t[idx[:-1], idx[1:]] += p_next
-        t[idx[:-2], idx[2:]] += c.p_skip
-        # skipping an optional pause costs nothing more than entering it
-        opt = np.append(np.asarray(self._optional[:hi], bool), False)
-        t[idx[:-2], idx[2:]] += p_next * opt[1:-1]
-        if c.resync > 0.0:  # a share of each state's mass spread over it and the next 7
-            for k in range(min(8, n)):
-                t[idx[: n - k], idx[k:]] += c.resync / 8.0
-        if hi < len(self._visemes):  # the free state lies past the whole text, not here
-            t[:-1, -1] = 0.0
-        t[-1, -1] = 1.0  # the free state keeps what reaches it
-        return t
-
     def step(self, probs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Per-frame probabilities [frames, classes] in; blended probabilities out."""
         if not self._visemes:  # no text yet: nothing to align, the audio decides
@@ -253,43 +228,28 @@ class TextAligner:
         furthest = int(known_mass[-1]) if known_mass.size else 0
         hi = min(len(self._visemes), furthest + _AHEAD)
         vis = np.asarray([*self._visemes[:hi], SILENCE], np.int64)
-        classes = probs.shape[1]
-        trans = self._transitions(hi)
-        onehot = np.zeros((len(vis) - 1, classes))  # known state -> its viseme
-        onehot[np.arange(len(vis) - 1), vis[:-1]] = 1.0
-        span = max(c.agree_high - c.agree_low, 1e-9)
-        out = np.empty_like(probs)
         alpha = np.append(self._alpha[:hi], self._alpha[-1])
-        for t, p in enumerate(probs.astype(np.float64)):
-            pred = alpha @ trans
-            pred /= pred.sum()
-            known = pred[:-1]
-            mass = known.sum()
-            agree = float((known @ onehot) @ p / mass) if mass > 1e-9 else 0.0
-            self._agree += (agree - self._agree) / c.agree_frames
-            emit = p[vis] + c.floor
-            emit[-1] = 1.0 / classes + c.floor  # free: no opinion
-            alpha = pred * emit
-            alpha /= alpha.sum()
-            q = alpha[:-1] @ onehot
-            known_post = float(q.sum())
-            conf = min(max((self._agree - c.agree_low) / span, 0.0), 1.0)
-            trusted = known_post
-            if not self._ended and hi == len(self._visemes):
-                # At the edge of text still arriving, the next words are unknown: the
-                # audio may already be in them (late text), so the last states' say
-                # is withheld until more text, or the transcript's end, comes.
-                trusted -= float(alpha[hi - _EDGE : hi].sum())
-            lam = c.weight * conf * max(trusted, 0.0)
-            if known_post > 1e-9:
-                q /= known_post
-            # A product, not a mixture: the text settles what the audio leaves
-            # open, but cannot outvote audio that is sure (a vowel after a pause).
-            blended = p * (q + c.prior_floor) ** lam
-            out[t] = blended / blended.sum()
+        # At the edge of text still arriving, the next words are unknown: the audio
+        # may already be in them (late text), so the last states' say is withheld
+        # until more text, or the transcript's end, comes.
+        edge = _EDGE if not self._ended and hi == len(self._visemes) else 0
+        # The loop over frames, compiled (text_kernel.py): for each frame, the
+        # prediction through the transitions, the running agreement between what
+        # the text predicted and what the model heard, the emission update, and
+        # the blend: a product, not a mixture, so the text settles what the audio
+        # leaves open but cannot outvote audio that is sure (a vowel after a pause).
+        trans = band(
+            np.asarray(self._optional[:hi], np.bool_), hi == len(self._visemes), c.p_stay,
+            c.p_skip, c.resync,
+        )  # fmt: skip
+        out, alpha, self._agree = forward(
+            alpha, trans, vis, probs.astype(np.float64), self._agree,
+            edge, c.floor, c.prior_floor, c.weight, c.agree_low, c.agree_high,
+            float(c.agree_frames),
+        )  # fmt: skip
         self._alpha[:hi], self._alpha[hi:-1], self._alpha[-1] = alpha[:-1], 0.0, alpha[-1]
         self._trim()
-        return out
+        return np.asarray(out, probs.dtype)
 
     def _trim(self, keep_behind: int = 40) -> None:
         """Forget states far behind the alignment: long streams stay cheap."""
