@@ -5,11 +5,16 @@ engine as POST /v1/visemes runs it."""
 
 from __future__ import annotations
 
+import os
+import signal
+
 import numpy as np
 import pytest
+import soxr
 
 from tests.speech import flite_pcm, pcm_to_float
 from tests.test_text_align import stretches
+from viseme_engine.align_process import AlignerDied, AlignerProcess
 from viseme_engine.audio import AudioFormat
 from viseme_engine.engine import EngineConfig, LoadedModels, VisemeEngine
 from viseme_engine.forced_align import AlignerPool, ForcedPath
@@ -26,6 +31,14 @@ from viseme_engine.text_utterance import (
 )
 
 SIL, AA, N = 0, 2, 19
+
+
+def soxr_16k(pcm: bytes, rate: int) -> bytes:
+    """16-bit PCM at `rate` resampled to 16 kHz (flite's voices are 16 kHz already)."""
+    audio = np.frombuffer(pcm, "<i2").astype(np.float32)
+    return soxr.resample(audio, rate, 16000).astype("<i2").tobytes() if rate != 16000 else pcm
+
+
 TEXT = "Bob may pay my mom. Maybe Bob will buy a map."
 
 
@@ -164,3 +177,31 @@ async def test_a_recording_cut_mid_sample_is_aligned_as_the_model_hears_it(
     )
     cut = await stream.feed(pcm + b"\0") + await stream.flush()
     assert cut == await visemes(engine, pcm, rate)  # the odd byte is no sample, nor an error
+
+
+async def test_the_child_aligns_as_in_process_and_is_replaced_when_it_dies(
+    pool: AlignerPool,
+) -> None:
+    pcm, rate = flite_pcm(TEXT, "awb")
+    here = pool.path(pcm_to_float(soxr_16k(pcm, rate)), TEXT)
+    child = AlignerProcess()
+    try:
+        first = await child.path(pcm, AudioFormat("pcm_s16le", rate), TEXT)
+        assert first is not None
+        assert here is not None
+        np.testing.assert_array_equal(first.visemes, here.visemes)
+        pid = child.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)  # killed (out of memory, say)
+        again = None
+        for _ in range(2):  # the first call may find the pipe broken: then it says so
+            try:
+                again = await child.path(pcm, AudioFormat("pcm_s16le", rate), TEXT)
+                break
+            except AlignerDied:
+                continue
+        assert again is not None
+        assert child.pid != pid
+        np.testing.assert_array_equal(again.visemes, first.visemes)
+    finally:
+        await child.aclose()

@@ -8,7 +8,6 @@ import logging
 import subprocess
 import weakref
 from collections.abc import Callable
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,11 @@ import numpy as np
 import numpy.typing as npt
 
 from . import text_kernel
+from .align_process import AlignerProcess
 from .audio import AudioFormat
 from .batcher import BatchStats, MicroBatcher
 from .device import device_in_use, requested_providers
-from .forced_align import FORCED_LANGUAGES, AlignerProcess, ForcedPath
+from .forced_align import FORCED_LANGUAGES, ForcedPath
 from .lipsync import LipsyncConfig
 from .smoothing import SmoothingConfig, VisemeEvent
 from .stream import HOP, Block, FrameModel, State, VisemeStream
@@ -177,7 +177,7 @@ class VisemeEngine:
     async def stop(self) -> None:
         for batcher in self._batchers.values():
             await batcher.stop()
-        self._aligner.close()
+        await self._aligner.aclose()
 
     def open_stream(
         self,
@@ -238,13 +238,7 @@ class VisemeEngine:
             return None
         try:
             return await self._aligner.path(data, audio_format, text)
-        except (
-            ImportError,
-            OSError,
-            ValueError,
-            subprocess.SubprocessError,
-            BrokenProcessPool,
-        ) as exc:
+        except (OSError, ValueError) as exc:  # the child died, or could not align
             log.warning("forced alignment not used: %r", exc)  # the model aligns alone
             return None
 

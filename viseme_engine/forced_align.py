@@ -22,9 +22,6 @@ viseme_engine/models/default.md).
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import multiprocessing
 import os
 import queue
 import re
@@ -32,18 +29,16 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from viseme_engine.audio import AudioFormat, Resampler, decode, to_pcm16
+from viseme_engine.audio import to_pcm16
+from viseme_engine.espeak import espeak_lines
 from viseme_engine.labels import fix_closures, frame_labels
 from viseme_engine.phonemes import phone_viseme
-from viseme_engine.text_align import espeak_lines
 
 # The languages whose transcripts the engine force-aligns with pocketsphinx: its
 # English acoustic model (Indonesian is aligned with it only for training labels).
@@ -291,47 +286,3 @@ class AlignerPool:
             return self._free.get_nowait()
         except queue.Empty:  # fewer than `size` made so far: the semaphore says so
             return ForcedAligner()
-
-
-class AlignerProcess:
-    """Forced alignment in a child process, for an event loop's process (the engine).
-
-    pocketsphinx keeps the GIL while it decodes: in a thread of the gateway's own
-    process, a 5 s clip's alignment stalls the event loop, and every relayed
-    conversation on it, by about 150 ms. One child per engine (the gateway runs
-    an engine per CPU), started with `spawn` on first use, holds its decoder
-    between requests; recordings queue for it. As with any `spawn`, a script that
-    runs the engine must guard its entry point (`if __name__ == "__main__":`);
-    where the child cannot start, the model aligns alone (VisemeEngine._forced)."""
-
-    def __init__(self) -> None:
-        self._executor: ProcessPoolExecutor | None = None
-
-    async def path(self, data: bytes, audio_format: AudioFormat, text: str) -> ForcedPath | None:
-        """`AlignerPool.path` of raw audio in `audio_format`, decoded and resampled
-        in the child too."""
-        if self._executor is None:
-            self._executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, _child_path, data, audio_format, text)
-        except BrokenProcessPool:
-            self.close()  # the child died (killed, out of memory): the next call starts another
-            raise
-
-    def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
-
-
-@functools.cache
-def _child_pool() -> AlignerPool:
-    return AlignerPool(1)
-
-
-def _child_path(data: bytes, audio_format: AudioFormat, text: str) -> ForcedPath | None:
-    whole = len(data) - len(data) % audio_format.bytes_per_sample  # as the model's stream
-    audio = decode(data[:whole], audio_format.encoding)
-    audio = Resampler(audio_format.sample_rate)(audio, last=True)
-    return _child_pool().path(audio, text)

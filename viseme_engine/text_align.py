@@ -33,14 +33,13 @@ See docs/architecture.md ("Text-informed lip sync").
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from .espeak import espeak_lines
 from .phonemes import SAME_AS_PREVIOUS, SILENCE, phone_viseme
 from .text_kernel import band, forward
 
@@ -84,17 +83,6 @@ def _word_now(token: str, lang: str) -> list[list[str]]:
 def _parse_line(line: str) -> list[list[str]]:
     """`-x --sep=_` output: words apart by spaces, phonemes by "_", stress marks dropped."""
     return [[p.lstrip(_STRESS) for p in w.split("_") if p.lstrip(_STRESS)] for w in line.split()]
-
-
-def espeak_lines(text: str, voice: str) -> list[str]:
-    """espeak-ng's `-x --sep=_` mnemonics of `text` with `voice`, a non-empty line each
-    (one input line, a word say, gives one output line)."""
-    espeak = shutil.which("espeak-ng") or "espeak-ng"
-    res = subprocess.run(  # noqa: S603
-        [espeak, "-v", voice, "-q", "-x", "--sep=_"],
-        input=text, capture_output=True, text=True, check=True, timeout=30,
-    )  # fmt: skip
-    return [line for line in res.stdout.splitlines() if line.strip()]
 
 
 def word_visemes(phones: Sequence[str], lang: str) -> list[int]:
