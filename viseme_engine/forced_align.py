@@ -12,7 +12,9 @@ since the English model is the only one.
 Two users: the training data's labels of transcribed real speech
 (training/realspeech.py), and `POST /v1/visemes` with a transcript, where the
 alignment is one of the two paths the whole-recording decoder chooses from
-(text_utterance.py; docs/architecture.md, "Text-informed lip sync").
+(text_utterance.py; docs/architecture.md, "Text-informed lip sync"). The
+engine runs it in a child process (align_process.py): pocketsphinx keeps the
+GIL while it decodes.
 
 Timing: pocketsphinx frame i analyses samples [160 i, 160 i + 410), so its
 phones sit early against a 10 ms grid of frame centres. `SHIFT_S` corrects
@@ -259,7 +261,7 @@ def frame_visemes(audio: np.ndarray, alignment: Alignment) -> npt.NDArray[np.int
 
 class AlignerPool:
     """Forced alignment for many threads: up to `size` decoders, made on first use
-    (each holds the acoustic model, about 25 MB), lent one call at a time."""
+    (each holds the acoustic model, about 28 MB), lent one call at a time."""
 
     def __init__(self, size: int) -> None:
         self._free: queue.LifoQueue[ForcedAligner] = queue.LifoQueue()
