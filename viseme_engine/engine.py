@@ -211,14 +211,14 @@ class VisemeEngine:
             await stream.add_text(text, final=True)
             return stream
         lang = MODEL_LANGUAGES[model]
-        # pocketsphinx aligns in a thread while the model runs over the recording
+        # pocketsphinx aligns (in its child process) while the model runs over the recording
         forcing = asyncio.ensure_future(self._forced(lang, audio_format, data, text))
         try:
             probe = self._stream(model, audio_format, None, None, keep_probs=True)
             await probe.feed(data)
             await probe.flush()
         except BaseException:
-            forcing.cancel()  # the thread finishes unheard
+            forcing.cancel()  # the child is stopped (align_process.AlignerProcess.path)
             raise
         try:
             words = await asyncio.to_thread(expected_visemes, text, lang)

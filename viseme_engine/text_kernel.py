@@ -52,12 +52,10 @@ def band(
         if j >= 2:
             out[2, j] = p_skip + (p_next if optional[j - 1] else 0.0)
         if resync > 0.0:
-            for k in range(min(BAND, n)):
-                if j >= k:
-                    out[k, j] += spread
-    for k in range(1, BAND):
-        if not free_reachable:
-            out[k, n - 1] = 0.0
+            for k in range(min(BAND, j + 1)):
+                out[k, j] += spread
+    if not free_reachable:
+        out[1:, n - 1] = 0.0
     out[0, n - 1] = 1.0
     return out
 

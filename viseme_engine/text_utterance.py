@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from .eval import fit_length
 from .forced_align import ForcedPath
 from .phonemes import SILENCE
 from .text_align import TextAligner
@@ -180,10 +181,10 @@ def align_recording(
     `forced`, an acoustic forced alignment of the same transcript (forced_align.py),
     is the other path: taken where it fits the audio as human speech (`FIT`, with
     `KNOWN` words) or its agreement with the model comes within PREFER of the
-    model's own best path
-    through the words; trusted by FORCED's looser bounds (its boundaries come from
-    another acoustic model, so it agrees less with this one even where it is
-    right), and the model's own alignment where it is not trusted."""
+    model's own best path through the words; trusted by FORCED's looser bounds
+    (its boundaries come from another acoustic model, so it agrees less with this
+    one even where it is right), and the model's own alignment where it is not
+    trusted."""
 
     def online() -> Probs:
         aligner = TextAligner(lang)
@@ -202,7 +203,7 @@ def align_recording(
         return probs if pinned is None else pinned
 
     if forced is not None and len(probs) >= 2:
-        path = _fit(forced.visemes, len(probs))
+        path = fit_length(forced.visemes, len(probs))
         if (
             own is None
             or (forced.fit >= FIT and forced.known >= KNOWN)
@@ -212,11 +213,6 @@ def align_recording(
             if pinned is not None:
                 return pinned
     return model_view()
-
-
-def _fit(path: Ints, n: int) -> Ints:
-    """A path of visemes trimmed, or padded with silence, to `n` frames."""
-    return np.concatenate([path[:n], np.full(max(n - len(path), 0), SILENCE, np.int64)])
 
 
 class UtteranceAligner:
