@@ -47,5 +47,13 @@ def flite_pcm(text: str, voice: str = "rms") -> tuple[bytes, int]:
     return wav.data, wav.format.sample_rate
 
 
+def espeak_chunks(text: str, ms: int) -> tuple[list[bytes], int]:
+    """espeak-ng's 16-bit PCM of `text` cut into `ms` pieces, as live audio comes,
+    and its sample rate."""
+    pcm, rate = espeak_pcm(text)
+    step = rate * ms // 1000 * 2
+    return [pcm[i : i + step] for i in range(0, len(pcm), step)], rate
+
+
 def pcm_to_float(data: bytes) -> np.ndarray:
     return np.frombuffer(data, "<i2").astype(np.float32) / 32768.0

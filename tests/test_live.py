@@ -14,7 +14,7 @@ from gateway.sessions import SESSIONS
 from gateway.settings import Settings
 from tests.conftest import API_KEY
 from tests.fakes.gateway import Gateway, running_gateway
-from tests.speech import espeak_pcm
+from tests.speech import espeak_chunks
 from viseme_engine.audio import AudioFormat
 from viseme_engine.engine import LoadedModels, VisemeEngine
 from viseme_engine.lipsync import LipsyncConfig
@@ -32,9 +32,8 @@ async def gw(settings: Settings, loaded_models: LoadedModels) -> Any:
 
 
 def frames(ms: int = 40) -> tuple[list[bytes], AudioFormat]:
-    pcm, rate = espeak_pcm(SENTENCE)
-    step = rate * ms // 1000 * 2
-    return [pcm[i : i + step] for i in range(0, len(pcm), step)], AudioFormat("pcm_s16le", rate)
+    chunks, rate = espeak_chunks(SENTENCE, ms)
+    return chunks, AudioFormat("pcm_s16le", rate)
 
 
 async def utterance(source: VisemeSource, chunks: list[bytes], fmt: AudioFormat) -> list[Answer]:

@@ -12,7 +12,7 @@ import pytest
 
 from gateway.settings import Settings
 from tests.fakes.gateway import AUTH, Gateway, running_gateway
-from tests.speech import espeak_pcm
+from tests.speech import espeak_chunks
 from viseme_engine.audio import AudioFormat
 from viseme_engine.engine import LoadedModels
 from viseme_engine.stream import VisemeStream
@@ -27,9 +27,7 @@ async def gw(settings: Settings, loaded_models: LoadedModels) -> Any:
 
 
 def frames(ms: int = 100) -> tuple[list[bytes], int]:
-    pcm, rate = espeak_pcm(SENTENCE)
-    step = rate * ms // 1000 * 2
-    return [pcm[i : i + step] for i in range(0, len(pcm), step)], rate
+    return espeak_chunks(SENTENCE, ms)
 
 
 async def receive(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
