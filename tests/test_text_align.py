@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from viseme_engine.eval_text import corrupt, decode_streamed, word_times
-from viseme_engine.text_align import TextAligner, expected_visemes
+from viseme_engine.text_align import TextAligner, expected_visemes, timed_visemes
 
 M, N, AA, SIL = 21, 19, 2, 0
 
@@ -90,3 +92,51 @@ def test_corruption_and_word_times_are_deterministic() -> None:
     assert [w for _, w in times] == ["aa", "bb"]
     assert times[0][0] == pytest.approx(0.10)
     assert times[1][0] == pytest.approx(0.10 + 1.0 * 3 / 5)
+
+
+def test_a_token_onset_is_its_first_letter_and_its_first_spoken_word() -> None:
+    text = "Bob 25 mom."
+    words, onsets = timed_visemes(text, [10.0 * i for i in range(len(text))], "en")
+    assert len(words) == 4  # Bob, twenty, five, mom
+    assert onsets == [0.0, 4.0, None, 7.0]  # frames of 10 ms; "five" starts where nobody said
+    assert timed_visemes(text, [math.nan] * len(text), "en")[1] == [None] * 4
+
+
+def test_character_times_wait_with_their_unfinished_word() -> None:
+    aligner = TextAligner("en")
+    assert aligner.take_timed("Bob ma", char_ms=[0, 1, 2, 3, 4, 5]) == ("Bob", [0, 1, 2])
+    done, times = aligner.take_timed("y", final=True)  # this piece untimed
+    assert done == " may"
+    assert times[:3] == [3, 4, 5]
+    assert math.isnan(times[3])
+
+
+def words_of_ma(count: int) -> np.ndarray:
+    """`count` words "ma", 300 ms each: 100 ms pause, 100 ms m, 100 ms aa, heard clearly."""
+    return stretches([{SIL: 5.0}, {M: 5.0}, {AA: 5.0}] * count, 10)
+
+
+def test_the_drift_of_provider_timings_is_measured_and_followed() -> None:
+    probs = words_of_ma(8)
+    aligner = TextAligner("en")
+    # the provider says each word starts 200 ms after it is heard (m at 100 ms into each)
+    onsets = [30.0 * k + 10 + 20 for k in range(8)]  # frames
+    aligner.add_visemes([[M, AA]] * 8, final=True, onsets=onsets)
+    aligner.step(probs)
+    drifts = aligner.timing.take_drifts()
+    assert len(drifts) >= 6
+    assert all(abs(d + 0.2) <= 0.03 for d in drifts[2:])  # heard 0.2 s before the timing
+    assert abs(aligner.timing.offset + 20) <= 3  # the windows moved to where the words are
+    assert aligner.timing.take_drifts() == []
+
+
+def test_timings_place_a_boundary_the_audio_cannot() -> None:
+    # Words "m" and "n" over 400 ms of a nasal that is m or n alike: the text says
+    # which comes first, the provider's timing where the second starts.
+    probs = stretches([{SIL: 5.0}] + [{M: 2.0, N: 2.0}] * 4, 10)
+    untimed, timed = TextAligner("en"), TextAligner("en")
+    untimed.add_visemes([[M], [N]], final=True)
+    timed.add_visemes([[M], [N]], final=True, onsets=[10.0, 40.0])
+    first_n = [int(np.argmax(a.step(probs).argmax(-1) == N)) for a in (untimed, timed)]
+    assert first_n[0] < 30  # left to the transitions, the alignment runs ahead
+    assert 32 <= first_n[1] <= 48  # within the tolerance (80 ms) of the provider's onset

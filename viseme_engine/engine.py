@@ -7,7 +7,7 @@ import functools
 import logging
 import subprocess
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from .forced_align import FORCED_LANGUAGES, ForcedPath
 from .lipsync import LipsyncConfig
 from .smoothing import SmoothingConfig, VisemeEvent
 from .stream import HOP, Block, FrameModel, State, VisemeStream
-from .text_align import TextAligner, expected_visemes, known_words
+from .text_align import TextAligner, expected_visemes, known_words, timed_visemes
 from .text_utterance import UtteranceAligner, align_recording
 
 log = logging.getLogger("viseme_engine")
@@ -270,23 +270,33 @@ class EngineStream:
         self._split = split
         self._lock = asyncio.Lock()
 
-    async def add_text(self, text: str, final: bool = False) -> None:
-        """Give the stream transcript text (a no-op for a stream without text)."""
+    async def add_text(
+        self, text: str, final: bool = False, char_ms: Sequence[float] | None = None
+    ) -> None:
+        """Give the stream transcript text (a no-op for a stream without text);
+        `char_ms`: per character, its start in ms of this stream's audio, where the
+        provider says (a prior: text_timing.py)."""
         aligner = self.core.text
         if not isinstance(aligner, TextAligner):  # none, or the whole utterance's already
             return
-        done = aligner.take_words(text, final)
+        done, times = aligner.take_timed(text, final, char_ms)
         if not done.strip():
             return
         try:  # espeak-ng runs as a subprocess: off the event loop, unless all is cached
             if known_words(done, aligner.lang):
-                words = expected_visemes(done, aligner.lang)
+                words, onsets = timed_visemes(done, times, aligner.lang)
             else:
-                words = await asyncio.to_thread(expected_visemes, done, aligner.lang)
+                words, onsets = await asyncio.to_thread(timed_visemes, done, times, aligner.lang)
         except (OSError, subprocess.SubprocessError) as exc:
             log.warning("transcript not used, espeak-ng failed: %r", exc)  # audio decides alone
             return
-        aligner.add_visemes(words)
+        aligner.add_visemes(words, onsets=onsets)
+
+    def take_drifts(self) -> list[float]:
+        """How far (s) the provider's word timings were from where the audio put
+        the words, since the last call (empty without timings)."""
+        aligner = self.core.text
+        return aligner.timing.take_drifts() if isinstance(aligner, TextAligner) else []
 
     def take_probs(self) -> npt.NDArray[np.float32]:
         return self.core.take_probs()

@@ -26,15 +26,19 @@ the model's per-frame probabilities only have to say where each one starts.
   open "free" state that pulls the blend weight to zero, and new words take
   their mass from it, spread over their first states, so text that arrives
   late catches up with audio already under way.
+- Where the provider says when each word starts (ElevenLabs' character
+  timings), the onsets are a soft prior on where the alignment may be, and
+  their drift is measured and followed (text_timing.py).
 
 See docs/architecture.md ("Text-informed lip sync").
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +46,7 @@ import numpy.typing as npt
 from .espeak import espeak_lines
 from .phonemes import SAME_AS_PREVIOUS, SILENCE, phone_viseme
 from .text_kernel import band, forward
+from .text_timing import TimingConfig, TimingPrior
 
 ESPEAK_VOICE = {"en": "en-us", "id": "id"}
 _TABLE = {"en": "espeak-en", "id": "espeak-id"}
@@ -49,14 +54,22 @@ _STRESS = "',%="
 
 
 def phonemize(text: str, lang: str) -> list[list[str]]:
-    """espeak-ng's phoneme mnemonics, one list per spoken word (numbers expanded).
+    """espeak-ng's phoneme mnemonics, one list per spoken word (numbers expanded)."""
+    return [word for token in phonemize_tokens(_tokens(text), lang) for word in token]
+
+
+def _tokens(text: str) -> list[str]:
+    return [t for t in text.split() if any(c.isalnum() for c in t)]
+
+
+def phonemize_tokens(tokens: Sequence[str], lang: str) -> list[list[list[str]]]:
+    """Per written token, its spoken words' phonemes ("25" is two words).
 
     Each written word is phonemized on its own and remembered: a relay session
     sends a transcript piece every few hundred ms, and conversations repeat
     their words, so espeak-ng (a subprocess) runs once per new word, all of a
     piece's new words in one call (one input line gives one output line).
     """
-    tokens = [t for t in text.split() if any(c.isalnum() for c in t)]
     cache = _WORDS.setdefault(lang, {})
     missing = list(dict.fromkeys(t for t in tokens if t not in cache))
     if missing:
@@ -68,7 +81,7 @@ def phonemize(text: str, lang: str) -> list[list[str]]:
             cache.clear()
         for token, line in zip(missing, lines, strict=True):
             cache[token] = _parse_line(line)
-    return [word for t in tokens for word in (cache[t] if t in cache else _word_now(t, lang))]
+    return [cache[t] if t in cache else _word_now(t, lang) for t in tokens]
 
 
 _WORDS: dict[str, dict[str, list[list[str]]]] = {}  # language -> written word -> phonemes
@@ -102,13 +115,32 @@ def word_visemes(phones: Sequence[str], lang: str) -> list[int]:
 def known_words(text: str, lang: str) -> bool:
     """Whether every word of `text` is phonemized already (no espeak-ng call needed)."""
     cache = _WORDS.get(lang, {})
-    return all(t in cache for t in text.split() if any(c.isalnum() for c in t))
+    return all(t in cache for t in _tokens(text))
 
 
 def expected_visemes(text: str, lang: str) -> list[list[int]]:
     """Per word of `text`, the visemes it should show."""
     words = [word_visemes(w, lang) for w in phonemize(text, lang)] if text.strip() else []
     return [w for w in words if w]
+
+
+def timed_visemes(
+    text: str, char_ms: Sequence[float], lang: str
+) -> tuple[list[list[int]], list[float | None]]:
+    """Per spoken word of `text`, its visemes and its onset in frames: the start
+    time of the first character of its written token (`char_ms`, one per
+    character, NaN where unknown); a token's later spoken words get none."""
+    spans = [m for m in re.finditer(r"\S+", text) if any(c.isalnum() for c in m.group())]
+    words: list[list[int]] = []
+    onsets: list[float | None] = []
+    for m, spoken in zip(spans, phonemize_tokens([m.group() for m in spans], lang), strict=True):
+        ms = char_ms[m.start()] if m.start() < len(char_ms) else math.nan
+        for w in (word_visemes(p, lang) for p in spoken):
+            if w:
+                words.append(w)
+                onsets.append(None if math.isnan(ms) else ms / 10)
+                ms = math.nan  # only a token's first spoken word starts at its first letter
+    return words, onsets
 
 
 @dataclass(frozen=True)
@@ -123,6 +155,9 @@ class TextConfig:
     agree_frames: int = 20  # time constant of the running agreement (10 ms frames)
     catch_up: int = 6  # states new text spreads the waiting mass over
     resync: float = 1e-3  # mass spread ahead each frame, so a lost alignment recovers
+    timing: TimingConfig = field(
+        default_factory=TimingConfig
+    )  # a provider's word onsets (text_timing.py)
 
 
 # States past the furthest one holding mass that a block of frames includes: mass
@@ -153,6 +188,9 @@ class TextAligner:
         self._alpha = np.array([1.0])  # posterior over the states, then the FREE state
         self._agree = self.config.agree_high  # trusted until the audio says otherwise
         self._ended = False  # the whole transcript is known (a `final` piece came)
+        self._pending_ms: list[float] = []  # per character of `_pending`: its start, or NaN
+        self._frame = 0  # frames stepped: the stream's clock, 10 ms each
+        self.timing = TimingPrior(self.config.timing)
 
     def take_words(self, text: str, final: bool = False) -> str:
         """Add a transcript piece; return the text of the words it completed.
@@ -161,17 +199,27 @@ class TextAligner:
         (or `final`); the rest waits for the next piece. Phonemize what this returns (off the event
         loop: espeak-ng is a subprocess) and pass it to `add_visemes`.
         """
-        text = self._pending + text
+        return self.take_timed(text, final)[0]
+
+    def take_timed(
+        self, text: str, final: bool = False, char_ms: Sequence[float] | None = None
+    ) -> tuple[str, list[float]]:
+        """`take_words` for a piece whose characters may have start times (ms on
+        the stream's clock, one per character): the completed text and its
+        characters' times (NaN where unknown), for `timed_visemes`."""
+        if char_ms is None or len(char_ms) != len(text):
+            char_ms = [math.nan] * len(text)
+        text, times = self._pending + text, self._pending_ms + list(char_ms)
         if final:
-            self._pending, self._ended = "", True
-            return text
-        if re.search(r"[.,!?;:\u3002]$", text):  # "mom." ends a word: no need to wait
-            self._pending = ""
-            return text
-        m = re.search(r"\s\S*$", text)
-        cut = m.start() if m else 0
-        self._pending = text[cut:]
-        return text[:cut]
+            cut = len(text)
+            self._ended = True
+        elif re.search(r"[.,!?;:\u3002]$", text):  # "mom." ends a word: no need to wait
+            cut = len(text)
+        else:
+            m = re.search(r"\s\S*$", text)
+            cut = m.start() if m else 0
+        self._pending, self._pending_ms = text[cut:], times[cut:]
+        return text[:cut], times[:cut]
 
     def add_text(self, text: str, final: bool = False) -> None:
         """Append transcript text, phonemized here (blocking; offline use)."""
@@ -179,20 +227,28 @@ class TextAligner:
         if done.strip():
             self.add_visemes(expected_visemes(done, self.lang))
 
-    def add_visemes(self, words: Sequence[Sequence[int]], final: bool = False) -> None:
-        """Append words already turned into visemes; `final`: no more will come."""
-        self._append([list(w) for w in words if w])
+    def add_visemes(
+        self,
+        words: Sequence[Sequence[int]],
+        final: bool = False,
+        onsets: Sequence[float | None] | None = None,
+    ) -> None:
+        """Append words already turned into visemes; `final`: no more will come.
+        `onsets`: per word, the frame a provider says it starts at, if any."""
+        timed = list(onsets) if onsets is not None else [None] * len(words)
+        self._append([(list(w), o) for w, o in zip(words, timed, strict=True) if w])
         self._ended = self._ended or final
 
-    def _append(self, words: list[list[int]]) -> None:
+    def _append(self, words: list[tuple[list[int], float | None]]) -> None:
         if not words:
             return
         first = len(self._visemes)
-        for w in words:
+        for w, onset in words:
             self._visemes.append(SILENCE)  # an optional pause before each word
             self._optional.append(True)
             self._visemes.extend(w)
             self._optional.extend([False] * len(w))
+            self.timing.add_word(1 + len(w), onset)
         waiting = self._alpha[-1]
         alpha = np.zeros(len(self._visemes) + 1)
         alpha[:first] = self._alpha[:-1]
@@ -203,6 +259,7 @@ class TextAligner:
     def step(self, probs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Per-frame probabilities [frames, classes] in; blended probabilities out."""
         if not self._visemes:  # no text yet: nothing to align, the audio decides
+            self._frame += len(probs)
             return probs
         if len(probs) <= _BLOCK:
             return self._step(probs)
@@ -230,12 +287,16 @@ class TextAligner:
             np.asarray(self._optional[:hi], np.bool_), hi == len(self._visemes), c.p_stay,
             c.p_skip, c.resync,
         )  # fmt: skip
-        out, alpha, self._agree = forward(
+        lo_t, hi_t = self.timing.windows(hi, self._frame)  # the provider's onsets, if any
+        out, alpha, self._agree, head = forward(
             alpha, trans, vis, probs.astype(np.float64), self._agree,
             edge, c.floor, c.prior_floor, c.weight, c.agree_low, c.agree_high,
-            float(c.agree_frames),
+            float(c.agree_frames), lo_t, hi_t, c.timing.outside,
         )  # fmt: skip
         self._alpha[:hi], self._alpha[hi:-1], self._alpha[-1] = alpha[:-1], 0.0, alpha[-1]
+        if self.timing.timed:
+            self.timing.observe(head, self._frame, self._agree >= c.agree_high)
+        self._frame += len(probs)
         self._trim()
         return np.asarray(out, probs.dtype)
 
@@ -247,4 +308,5 @@ class TextAligner:
             return
         self._visemes = self._visemes[cut:]
         self._optional = self._optional[cut:]
+        self.timing.trim(cut)
         self._alpha = self._alpha[cut:] / self._alpha[cut:].sum()

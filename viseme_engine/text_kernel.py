@@ -74,16 +74,23 @@ def forward(
     agree_low: float,
     agree_high: float,
     agree_frames: float,
-) -> Any:  # (blended [frames, classes], alpha, agree)
+    lo: npt.NDArray[np.int64],
+    hi: npt.NDArray[np.int64],
+    outside: float,
+) -> Any:  # (blended [frames, classes], alpha, agree, head [frames])
     """Frames of class probabilities in; blended probabilities, the last state
-    posterior (states then the free state) and the running agreement out. `edge`:
-    how many last known states get no say (0 where the text is complete)."""
+    posterior (states then the free state), the running agreement and, per
+    frame, the known state holding most mass out. `edge`: how many last known
+    states get no say (0 where the text is complete). `lo`, `hi`: per known
+    state, the frames (of this block) of its timing window; outside it, its
+    emission is multiplied by `outside` (text_timing.py)."""
     n = alpha.shape[0]
     frames, classes = probs.shape
     span = max(agree_high - agree_low, 1e-9)
     out = np.empty((frames, classes))
     pred = np.empty(n)
     q = np.empty(classes)
+    head = np.zeros(frames, np.int64)
     alpha = alpha.copy()
     for t in range(frames):
         p = probs[t]
@@ -106,14 +113,19 @@ def forward(
         total = 0.0
         for j in range(n - 1):
             alpha[j] = pred[j] * (p[vis[j]] + floor)
+            if t < lo[j] or t > hi[j]:
+                alpha[j] *= outside
             total += alpha[j]
         alpha[n - 1] = pred[n - 1] * (1.0 / classes + floor)  # free: no opinion
         total += alpha[n - 1]
         q[:] = 0.0
         for j in range(n):
             alpha[j] /= total
+        best = -1.0
         for j in range(n - 1):
             q[vis[j]] += alpha[j]
+            if alpha[j] > best:
+                best, head[t] = alpha[j], j
         known_post = 0.0
         for c in range(classes):
             known_post += q[c]
@@ -131,12 +143,13 @@ def forward(
             total += out[t, c]
         for c in range(classes):
             out[t, c] /= total
-    return out, alpha, agree
+    return out, alpha, agree, head
 
 
 def warm() -> None:
     """Compile both functions for the argument types TextAligner passes."""
     trans = band(np.zeros(3, np.bool_), True, 0.82, 0.04, 1e-3)
     probs = np.full((2, 22), 1.0 / 22)
+    wide = np.full(3, 2**40, np.int64)
     forward(np.full(4, 0.25), trans, np.zeros(4, np.int64), probs, 0.5, 0, 0.03, 0.05,
-            1.5, 0.25, 0.5, 20.0)  # fmt: skip
+            1.5, 0.25, 0.5, 20.0, -wide, wide, 0.25)  # fmt: skip
