@@ -70,6 +70,16 @@ class Metrics:
             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
             registry=self.registry,
         )
+        # A provider's word timings against where the audio put the words
+        # (viseme_engine/text_timing.py): how far, and whether the timing said late
+        # (the word was heard before it) or early.
+        self.timing_drift = Histogram(
+            "viseme_gateway_text_timing_drift_seconds",
+            "How far a provider's word onset timings were from where the audio put the word",
+            ["provider", "timing"],
+            buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0),
+            registry=self.registry,
+        )
         self.batches = Counter(
             "viseme_gateway_engine_batches_total",
             "Batched inferences run, by model",

@@ -88,6 +88,10 @@ class Relay:
         self._relayed_down = metrics.relayed.labels(name, "downstream")
         self._chunk_latency = metrics.chunk_latency.labels(name)
         self._injected = metrics.visemes_injected.labels(name)
+        self._drift = {  # a word heard before the provider's time for it: "late"
+            True: metrics.timing_drift.labels(name, "late"),
+            False: metrics.timing_drift.labels(name, "early"),
+        }
         self._stream: EngineStream | None = None
         self._closing: Close | None = None
 
@@ -176,7 +180,7 @@ class Relay:
         if step.reset:
             self._stream = None
         if step.text is not None and self._stream is not None:
-            await self._stream.add_text(step.text.text, step.text.final)
+            await self._stream.add_text(step.text.text, step.text.final, step.text.char_ms)
         frames = step.frames if step.work is None else await self._analyse(step.work)
         for out in frames:
             if isinstance(out, bytes):
@@ -236,7 +240,7 @@ class Relay:
             use_text = self.tap.use_text
             self._stream = engine.open_stream(self._model, work.format, use_text, lipsync)
             for text in work.texts:  # the turn's text so far, often ahead of its audio
-                await self._stream.add_text(text.text, text.final)
+                await self._stream.add_text(text.text, text.final, text.char_ms)
         return None
 
     async def _run(self, work: Work) -> tuple[Analysis | None, str | None]:
@@ -253,6 +257,8 @@ class Relay:
             return None, "overloaded"
         except AudioError:
             return None, "bad_audio"
+        for drift in stream.take_drifts():
+            self._drift[drift < 0].observe(abs(drift))
         return Analysis(events, stream.take_probs()), None
 
 

@@ -168,6 +168,10 @@ class Transcript:
 
     text: str
     final: bool = False  # the response's text is complete: its last word too
+    # Per character of `text`, when the provider says it starts: ms from the start
+    # of the same message's audio (ElevenLabs); the tap moves them onto the stream's
+    # clock. A prior, never the truth (docs/architecture.md, "Provider timings").
+    char_ms: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ class ElevenLabsConfig(base.ProviderConfig):
 
 class _Alignment(Event):
     chars: list[str] | None = None
+    char_start_times_ms: list[float] | None = None  # from the start of this chunk's audio
 
 
 class _AudioEvent(Event):
@@ -160,10 +161,10 @@ class ElevenLabs(base.Provider[ElevenLabsConfig]):
     def _audio(self, event: _AudioEvent) -> Reading:
         self._turn_audio = True
         transcript = None
-        chars = event.alignment.chars if event.alignment else None
-        if chars is not None:
+        alignment = event.alignment
+        if alignment is not None and alignment.chars is not None:
             self._aligned, self._held = True, None
-            transcript = base.Transcript("".join(chars))
+            transcript = base.Transcript("".join(alignment.chars), char_ms=_char_ms(alignment))
         elif self._held is not None:
             transcript, self._held = base.Transcript(self._held, final=True), None
         if event.event_id <= self._interrupted_at:
@@ -174,3 +175,11 @@ class ElevenLabs(base.Provider[ElevenLabsConfig]):
 
     def inject(self, message: Message, visemes: Message) -> base.Injection:
         return base.Injection(extra={"type": "visemes", **visemes})
+
+
+def _char_ms(alignment: _Alignment) -> tuple[float, ...] | None:
+    """Each character's start, where the timings line up with single characters."""
+    chars, starts = alignment.chars or [], alignment.char_start_times_ms
+    if starts is None or len(starts) != len(chars) or any(len(c) != 1 for c in chars):
+        return None
+    return tuple(starts)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,7 @@ from viseme_engine.lipsync import LipsyncConfig
 from viseme_engine.output import LipsyncOutput
 from viseme_engine.smoothing import VisemeEvent
 
-from .base import Message, Provider, Transcript
+from .base import Audio, Message, Provider, Transcript
 
 Frame = str | bytes
 # What an adapter raises on a known event with fields of the wrong shape
@@ -191,9 +191,10 @@ class Tap:
             self._live, self._text, self._turn_fed = False, [], False
         text = None
         if self.use_text and reading.transcript is not None:
+            transcript = self._anchored(reading.transcript, reading.audio)
             if not self._turn_fed:
-                self._text.append(reading.transcript)
-            text = reading.transcript if self._live else None
+                self._text.append(transcript)
+            text = transcript if self._live else None
         gate_was_open = self._gate_open
         self._gate_open = self._gate_open or reading.opens_gate
         if reading.hidden:
@@ -220,6 +221,17 @@ class Tap:
         if work is None:
             return Step(reset=reset, text=text, frames=(frame,))
         return Step(reset=reset, text=text, work=work)
+
+    def _anchored(self, transcript: Transcript, audio: Audio | None) -> Transcript:
+        """Character times from the start of the message's audio onto the clock of
+        the stream that audio goes to (none for a message without audio)."""
+        if transcript.char_ms is None:
+            return transcript
+        if audio is None or not self._inject:
+            return replace(transcript, char_ms=None)
+        same = self._live and self._format == audio.format
+        start = self._stream_ms if same else 0.0  # a restart: the stream opens with it
+        return replace(transcript, char_ms=tuple(start + t for t in transcript.char_ms))
 
     def analysed(self, work: Work, result: Analysis | None) -> list[Frame]:
         """Frames for a message once its engine work ended; None: it failed (skipped)."""

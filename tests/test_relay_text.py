@@ -31,26 +31,39 @@ from tests.test_relay_gemini import API_KEY_CONFIG, Tap
 from viseme_engine.audio import AudioFormat
 from viseme_engine.engine import LoadedModels
 from viseme_engine.stream import VisemeStream
-from viseme_engine.text_align import TextAligner, expected_visemes
+from viseme_engine.text_align import TextAligner, timed_visemes
 
-Pieces = Sequence[tuple[str, bool]]  # transcript pieces as the relay is given them
+# Transcript pieces as the relay is given them: text, final, and where the provider
+# times them, each character's start on the stream's clock (ms).
+Pieces = Sequence[tuple[str, bool] | tuple[str, bool, Sequence[float]]]
 
 
 def reference(
-    models: LoadedModels, rate: int, chunks: Sequence[bytes], pieces: Pieces | None
+    models: LoadedModels,
+    rate: int,
+    chunks: Sequence[bytes],
+    pieces: Pieces | None,
+    with_audio: bool = False,
 ) -> list[list[Message]]:
     """Per audio chunk, the viseme entries a relay session must inject; then the
-    final ones (the flush at the end of the audio, offsets into the last chunk)."""
-    aligner = None
-    if pieces is not None:
-        aligner = TextAligner("en")
-        for text, final in pieces:  # what EngineStream.add_text does, in line
-            done = aligner.take_words(text, final)
-            if done.strip():
-                aligner.add_visemes(expected_visemes(done, "en"))
+    final ones (the flush at the end of the audio, offsets into the last chunk).
+    The pieces come before the audio, or, `with_audio`, one before each chunk."""
+    aligner = TextAligner("en") if pieces is not None else None
+
+    def add(text: str, final: bool, *timed: Sequence[float]) -> None:
+        assert aligner is not None  # what EngineStream.add_text does, in line
+        done, times = aligner.take_timed(text, final, timed[0] if timed else None)
+        if done.strip():
+            words, onsets = timed_visemes(done, times, "en")
+            aligner.add_visemes(words, onsets=onsets)
+
+    for piece in pieces if pieces is not None and not with_audio else ():
+        add(*piece)
     stream = VisemeStream(models.models["default"], AudioFormat("pcm_s16le", rate), text=aligner)
     out, start_ms, last_ms = [], 0.0, 0.0
-    for pcm in chunks:
+    for i, pcm in enumerate(chunks):
+        if pieces is not None and with_audio:
+            add(*pieces[i])
         events = stream.feed(pcm)
         out.append([{"visemeId": e.viseme_id, "offset": round(e.offset_ms - start_ms)}
                     for e in events])  # fmt: skip
@@ -62,9 +75,9 @@ def reference(
 
 def check(
     got: list[list[Message]], models: LoadedModels, rate: int, chunks: Sequence[bytes],
-    pieces: Pieces, final: bool = True,
+    pieces: Pieces, final: bool = True, with_audio: bool = False,
 ) -> None:  # fmt: skip
-    informed = reference(models, rate, chunks, pieces)
+    informed = reference(models, rate, chunks, pieces, with_audio)
     if not final:
         informed[-1] = []
     assert got == informed
@@ -127,6 +140,37 @@ async def test_elevenlabs_agent_response_pins_the_visemes(
     got = [f["visemes"] for f in conv.frames if f["type"] == "visemes"]
     # ElevenLabs sends no end-of-audio event: no final visemes (the reference's last list)
     check([*got, []], loaded_models, fake.rate, fake.sent_audio, [(TRANSCRIPT, True)], final=False)
+
+
+async def test_elevenlabs_character_timings_are_priors_and_their_drift_is_measured(
+    settings: Settings, loaded_models: LoadedModels
+) -> None:
+    # Each audio event carries its characters, timed 300 ms later than spoken.
+    async with (
+        FakeElevenLabs("transcribed", aligned=True, chunk_ms=250, timing_lag_ms=300) as fake,
+        running_gateway(point_at(settings, fake), loaded_models) as gw,
+    ):
+        backend = await customer_backend(gw, AGENT)
+        conv = conversation(backend, Speaker())
+        await conv.start_session()  # type: ignore[no-untyped-call]  # the SDK leaves it untyped
+        n = len(fake.chunks())
+        await until(lambda: sum(f["type"] == "visemes" for f in conv.frames) == n)
+        await conv.end_session()  # type: ignore[no-untyped-call]
+        await conv.wait_for_session_end()
+        await backend.close()
+        metrics = await gw.metrics()
+    got = [f["visemes"] for f in conv.frames if f["type"] == "visemes"]
+    # each event's times, from its own start, moved by where its audio starts
+    pieces, start = [], 0.0
+    for (chars, starts), pcm in zip(fake.alignments, fake.sent_audio, strict=True):
+        pieces.append((chars, False, [start + t for t in starts]))
+        start += len(pcm) / 2 / fake.rate * 1000
+    check([*got, []], loaded_models, fake.rate, fake.sent_audio, pieces, False, True)
+    # how far the timings were from where the audio put the words: about 300 ms late
+    late = 'viseme_gateway_text_timing_drift_seconds_{}{{provider="elevenlabs",timing="late"}}'
+    count, total = metrics[late.format("count")], metrics[late.format("sum")]
+    assert count >= 2
+    assert 0.2 < total / count < 0.4
 
 
 @pytest.mark.parametrize("client_asks", [False, True])

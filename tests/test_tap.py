@@ -34,6 +34,7 @@ class Want:
     rate: int | None = None  # the feed's sample rate
     texts: tuple[str, ...] = ()  # a new stream gets the turn's text so far
     text: str | None = None  # text for the live stream
+    char_ms: tuple[float, ...] | None = None  # its characters' times on the stream's clock
     reset: bool = False
     skipped: str | None = None
     where: str | None = None  # visemes: "message" (a field of it) or "extra" (a message after)
@@ -52,6 +53,7 @@ def run(tap: Tap, table: list[tuple[str | bytes, Want]]) -> None:
         assert step.reset == want.reset, seen
         assert step.skipped == want.skipped, seen
         assert (step.text.text if step.text else None) == want.text, seen
+        assert (step.text.char_ms if step.text else None) == want.char_ms, seen
         work = step.work
         assert (None if work is None else "feed" if isinstance(work, Feed) else "flush") == (
             want.work
@@ -153,7 +155,9 @@ def test_openai_session() -> None:
 def _el_audio(event_id: int, chars: list[str] | None = None) -> str:
     event: dict[str, Any] = {"audio_base_64": PCM, "event_id": event_id}
     if chars is not None:
-        event["alignment"] = {"chars": chars, "char_start_times_ms": [0] * len(chars),
+        # times from the start of this chunk's audio (docs/protocols.md)
+        starts = [10 * i for i in range(len(chars))]
+        event["alignment"] = {"chars": chars, "char_start_times_ms": starts,
                               "char_durations_ms": [10] * len(chars)}  # fmt: skip
     return frame({"type": "audio", "audio_event": event})
 
@@ -177,8 +181,9 @@ ELEVENLABS_TABLE: list[tuple[str | bytes, Want]] = [
     (_el_audio(4), Want()),  # in flight when the user interrupted: never played
     (_el_audio(5, list("Hi")), Want(work="feed", restart=True, rate=48000, texts=("Hi",),
                                     where="extra")),
+    # the characters' times move onto the stream's clock: this audio starts at 50 ms
     (_el_audio(6, list(" you")), Want(work="feed", rate=48000, where="extra", text=" you",
-                                      start_ms=50.0)),
+                                      char_ms=(50.0, 60.0, 70.0, 80.0), start_ms=50.0)),
     (EL_RESPONSE, Want()),  # alignment came: agent_response is not needed
     (frame({"type": "interruption", "interruption_event": {"event_id": "abc"}}),
      Want(skipped="adapter_error")),

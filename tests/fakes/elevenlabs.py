@@ -36,13 +36,19 @@ class FakeElevenLabs(FakeProvider):
         scenario: Scenario = "talk",
         public: tuple[str, ...] = ("agent_public",),
         private: dict[str, str] | None = None,  # agent id -> the xi-api-key that owns it
+        aligned: bool = False,  # "transcribed": the text as each audio event's alignment
+        chunk_ms: int = 100,
+        timing_lag_ms: float = 0.0,  # how late the alignment's times say the characters are
     ) -> None:
-        super().__init__(scenario)
+        super().__init__(scenario, chunk_ms)
         self.public = public
         self.private = private or {"agent_private": "xi-secret-1234"}
         self._signatures: dict[str, str] = {}  # conversation_signature -> agent id
         self.stale_audio: bytes = b""  # sent after the interruption: clients drop it
         self.early_audio = False
+        self.aligned = aligned
+        self.timing_lag_ms = timing_lag_ms
+        self.alignments: list[tuple[str, list[float]]] = []  # per audio event: chars, starts
 
     def check(self, conn: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
@@ -89,12 +95,36 @@ class FakeElevenLabs(FakeProvider):
         return json.dumps({"type": "audio", "audio_event": event})
 
     async def transcribed(self, conn: ServerConnection, seen: Seen) -> None:
-        # The agent's text first, as ElevenLabs sends it, then its audio (no alignment).
-        event = {"agent_response": TRANSCRIPT}
-        await conn.send(json.dumps({"type": "agent_response", "agent_response_event": event}))
-        for index, pcm in enumerate(self.chunks(), start=1):
-            await self.send_audio(conn, pcm, index)
+        if self.aligned:
+            await self._aligned(conn)
+        else:  # the agent's text first, as ElevenLabs sends it, then its audio
+            event = {"agent_response": TRANSCRIPT}
+            await conn.send(json.dumps({"type": "agent_response", "agent_response_event": event}))
+            for index, pcm in enumerate(self.chunks(), start=1):
+                await self.send_audio(conn, pcm, index)
         await conn.send(json.dumps({"type": "ping", "ping_event": {"event_id": 9, "ping_ms": 1}}))
+
+    async def _aligned(self, conn: ServerConnection) -> None:
+        """Each audio event with the characters spoken in it and their start times
+        from the event's own start; here the characters are spread evenly over
+        the audio (a provider's timing, roughly right), then `timing_lag_ms` added."""
+        chunks = self.chunks()
+        chunk_ms = [len(pcm) / 2 / self.rate * 1000 for pcm in chunks]
+        total = sum(chunk_ms)
+        times = [total * i / len(TRANSCRIPT) for i in range(len(TRANSCRIPT))]
+        start = 0.0
+        for index, (pcm, ms) in enumerate(zip(chunks, chunk_ms, strict=True), start=1):
+            mine = [i for i, t in enumerate(times) if start <= t < start + ms]
+            chars = [TRANSCRIPT[i] for i in mine]
+            starts = [round(times[i] - start + self.timing_lag_ms) for i in mine]
+            self.alignments.append(("".join(chars), [float(t) for t in starts]))
+            self.sent_audio.append(pcm)
+            durations = [round(total / len(TRANSCRIPT))] * len(chars)
+            alignment = {"chars": chars, "char_start_times_ms": starts,
+                         "char_durations_ms": durations}  # fmt: skip
+            event = {"audio_base_64": b64(pcm), "event_id": index, "alignment": alignment}
+            await conn.send(json.dumps({"type": "audio", "audio_event": event}))
+            start += ms
 
     async def talk(self, conn: ServerConnection, seen: Seen) -> None:
         chunks = self.chunks()

@@ -69,6 +69,14 @@ class Gateway:
             data: dict[str, Any] = await r.json()
             return data
 
+    async def metrics(self) -> dict[str, float]:
+        """/metrics, as sample name with labels -> value."""
+        async with self.http.get(f"{self.base}/metrics") as r:
+            assert r.status == 200, await r.text()
+            lines = (await r.text()).splitlines()
+        samples = (ln.rsplit(" ", 1) for ln in lines if ln and not ln.startswith("#"))
+        return {name: float(value) for name, value in samples}
+
     async def revoke(self, token: str) -> None:
         body = {"token": token}
         async with self.http.post(f"{self.base}/v1/tokens/revoke", json=body, headers=AUTH) as r:
