@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import ClientConnectionResetError, WSMsgType, web
+from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 
 from providers.base import Lipsync, ProviderConfig, Strict, VisemeModel
@@ -42,6 +43,7 @@ PATH = "/v1/visemes/stream"
 # which every relay session shares, for seconds.
 MAX_FRAME_SECONDS = 10
 CONFIG_TIMEOUT = 10.0  # seconds a new connection has to send its config
+MAX_TEXT = 10_000  # characters in one text message
 
 
 class StreamToken(ProviderConfig):
@@ -57,6 +59,16 @@ class StreamStart(Strict):
     encoding: Literal["pcm_s16le", "mulaw"] = "pcm_s16le"
     model: VisemeModel = "default"
     lipsync: Lipsync | SkipJsonSchema[None] = None
+    use_text: bool = True  # false: text messages are ignored (acoustic-only visemes)
+
+
+class StreamText(Strict):
+    """A piece of the current utterance's transcript (docs/protocols.md)."""
+
+    type: Literal["text"]
+    text: Annotated[str, Field(max_length=MAX_TEXT)]
+    final: bool = False
+    char_ms: Annotated[list[float], Field(max_length=MAX_TEXT)] | SkipJsonSchema[None] = None
 
 
 class StreamError(Exception):
@@ -128,7 +140,7 @@ class VisemeSession:
         except (ConnectionResetError, ClientConnectionResetError):
             pass  # the client went away while we were writing to it
 
-    async def _start(self) -> tuple[AudioFormat, str, Any]:
+    async def _start(self) -> tuple[AudioFormat, str, Any, bool]:
         try:
             first = await self._ws.receive(timeout=CONFIG_TIMEOUT)
         except TimeoutError:
@@ -160,19 +172,21 @@ class VisemeSession:
             raise StreamError("ENGINE_UNAVAILABLE", "viseme engine is not ready", 1013)
         ready = {"type": "ready", "sample_rate": fmt.sample_rate, "encoding": fmt.encoding}
         await self._send({**ready, "model": model, "lipsync": vars(lipsync)})
-        return fmt, model, lipsync
+        return fmt, model, lipsync, start.use_text
 
-    async def _serve(self, start: tuple[AudioFormat, str, Any]) -> None:
-        fmt, model, lipsync = start
+    async def _serve(self, start: tuple[AudioFormat, str, Any, bool]) -> None:
+        fmt, model, lipsync, use_text = start
         engine = self._app[ENGINE].engine
         assert engine is not None  # checked at start; never unloaded
-        live = LiveVisemes(engine, model, lipsync)  # the timeline (viseme_engine/live.py)
+        live = LiveVisemes(engine, model, lipsync, use_text)  # the timeline (viseme_engine/live.py)
         async for message in self._ws:
             if message.type == WSMsgType.BINARY:
                 await self._audio(live, message.data, fmt)
             elif message.type == WSMsgType.TEXT:
                 kind = _control(message.data)
-                if kind == "flush":
+                if kind == "text":
+                    await self._text(live, message.data)
+                elif kind == "flush":
                     await self._flush(live)
                 elif kind == "reset":  # an interruption: nothing computed goes out after it
                     await live.reset()
@@ -206,6 +220,16 @@ class VisemeSession:
         self._app[LOAD].audio(shed=shed)
         await self._send(answer)
         self._app[METRICS].chunk_latency.labels(KIND).observe(time.perf_counter() - began)
+
+    async def _text(self, live: LiveVisemes, data: str) -> None:
+        try:
+            piece = schemas.parse(StreamText, json.loads(data), "Invalid text message")
+        except BadRequest as exc:
+            raise StreamError("BAD_REQUEST", str(exc), 1007) from None
+        if piece.char_ms is not None and len(piece.char_ms) != len(piece.text):
+            message = "Invalid text message: char_ms: one time per character of text"
+            raise StreamError("BAD_REQUEST", message, 1007)
+        await live.add_text(piece.text, piece.final, piece.char_ms)
 
     async def _flush(self, live: LiveVisemes) -> None:
         """End of an utterance: the lookahead's last visemes; the next audio starts afresh."""

@@ -134,3 +134,27 @@ async def test_a_dropped_connection_costs_a_frame_and_the_timeline_goes_on(gw: G
         assert third["type"] == "visemes"
     finally:
         await remote.aclose()
+
+
+async def test_transcripts_and_their_times_reach_both_sources_alike(
+    engine: VisemeEngine, gw: Gateway
+) -> None:
+    chunks, fmt = frames()
+
+    async def spoken(source: VisemeSource) -> list[Answer]:
+        await source.add_text("Bob ")  # before any audio (the remote one: any connection)
+        first = [await source.feed(chunks[0], fmt), await source.flush()]
+        # the next utterance's words, timed on the timeline: it starts at 40 ms
+        await source.add_text("Bob may ", char_ms=[40.0 + 10 * i for i in range(8)])
+        answers = [await source.feed(chunk, fmt) for chunk in chunks[:10]]
+        await source.add_text("pay my mom.", final=True)
+        return first + answers + await utterance(source, chunks[10:], fmt)
+
+    local = await spoken(LiveVisemes(engine))
+    remote_source = RemoteVisemes(f"{gw.ws_base}/v1/visemes/stream", API_KEY)
+    try:
+        remote = await spoken(remote_source)
+    finally:
+        await remote_source.aclose()
+    assert remote == local
+    assert timeline(local) != timeline(await spoken(LiveVisemes(engine, use_text=False)))

@@ -16,6 +16,7 @@ from tests.speech import espeak_chunks
 from viseme_engine.audio import AudioFormat
 from viseme_engine.engine import LoadedModels
 from viseme_engine.stream import VisemeStream
+from viseme_engine.text_align import TextAligner
 
 SENTENCE = "Bob may pay my mom."
 
@@ -198,3 +199,58 @@ async def test_a_flush_is_always_answered_and_a_huge_frame_refused(gw: Gateway) 
             "a frame carries at most 10 s of audio",
         )
         assert (await closed(ws))[0] == 1009
+
+
+async def stream_timeline(
+    gw: Gateway, chunks: list[bytes], rate: int, before: list[dict[str, Any]], use_text: bool = True
+) -> list[tuple[int, int]]:
+    """Messages `before` the audio, then the audio and a flush: the visemes' times."""
+    got: list[tuple[int, int]] = []
+    async with gw.http.ws_connect(url(gw), headers=AUTH) as ws:
+        await ws.send_json({"sample_rate": rate, "use_text": use_text})
+        assert (await receive(ws))["type"] == "ready"
+        for message in before:
+            await ws.send_json(message)
+        for chunk in chunks:
+            await ws.send_bytes(chunk)
+            reply = await receive(ws)
+            got += [
+                (v["visemeId"], reply["audio_offset_ms"] + v["offset"]) for v in reply["visemes"]
+            ]
+        await ws.send_json({"type": "flush"})
+        final = await receive(ws)
+        got += [(v["visemeId"], final["audio_offset_ms"] + v["offset"]) for v in final["visemes"]]
+    return got
+
+
+async def test_text_messages_pin_the_visemes_unless_the_config_says_not(
+    gw: Gateway, loaded_models: LoadedModels
+) -> None:
+    chunks, rate = frames()
+    pieces = [
+        {"type": "text", "text": "Bob may "},
+        {"type": "text", "text": "pay my mom.", "final": True},
+    ]
+    got = await stream_timeline(gw, chunks, rate, pieces)
+    aligner = TextAligner("en")
+    aligner.add_text(SENTENCE, final=True)
+    local = VisemeStream(
+        loaded_models.models["default"], AudioFormat("pcm_s16le", rate), text=aligner
+    )
+    want = [(e.viseme_id, e.offset_ms) for c in chunks for e in local.feed(c)]
+    want += [(e.viseme_id, e.offset_ms) for e in local.flush()]
+    assert got == want
+    acoustic = await stream_timeline(gw, chunks, rate, [])
+    assert got != acoustic  # the text changed something
+    assert await stream_timeline(gw, chunks, rate, pieces, use_text=False) == acoustic
+
+
+async def test_a_text_message_with_times_that_do_not_fit_it_ends_the_stream(gw: Gateway) -> None:
+    async with gw.http.ws_connect(url(gw), headers=AUTH) as ws:
+        await ws.send_json({"sample_rate": 16000})
+        await receive(ws)
+        await ws.send_json({"type": "text", "text": "Bob", "char_ms": [0, 10]})
+        error = await receive(ws)
+        assert error["code"] == "BAD_REQUEST"
+        assert "char_ms" in error["message"]
+        assert (await closed(ws))[0] == 1007

@@ -13,12 +13,16 @@ streaming endpoint's server message (docs/protocols.md, "The streaming endpoint"
 given since the `LiveVisemes` was made); viseme offsets count from the frame's start.
 `flush()` ends an utterance (its answer carries the lookahead's last visemes and
 `"final": true`), `reset()` is an interruption (nothing computed is kept).
+`add_text()` gives the current utterance's transcript, in pieces, before or
+with its audio: the visemes then follow its words (text_align.py); character
+times, where the caller has them, count on the same timeline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -49,6 +53,10 @@ class VisemeSource(Protocol):
 
     async def flush(self) -> Answer: ...
 
+    async def add_text(
+        self, text: str, final: bool = False, char_ms: Sequence[float] | None = None
+    ) -> None: ...
+
     async def reset(self) -> None: ...
 
     async def aclose(self) -> None: ...
@@ -59,13 +67,21 @@ class LiveVisemes:
     flush, a reset, an overload or a change of audio format)."""
 
     def __init__(
-        self, engine: VisemeEngine, model: str = "default", lipsync: LipsyncConfig | None = None
+        self,
+        engine: VisemeEngine,
+        model: str = "default",
+        lipsync: LipsyncConfig | None = None,
+        use_text: bool = True,
     ) -> None:
         if model not in engine.model_names:
             raise KeyError(model)
         self._engine = engine
         self.model = model
         self.lipsync = lipsync or LipsyncConfig()
+        self.use_text = use_text  # off: `add_text` is ignored (acoustic-only visemes)
+        # Text for the utterance whose audio has not started: (text, final, char_ms
+        # on the timeline), given to its stream when the audio opens it.
+        self._text: list[tuple[str, bool, Sequence[float] | None]] = []
         self._stream: EngineStream | None = None
         self._output: LipsyncOutput | None = None
         self._format: AudioFormat | None = None
@@ -78,9 +94,12 @@ class LiveVisemes:
         """The answer for one frame of audio (`"skipped": "overloaded"` and no visemes
         when the engine sheds it; the next frame starts a fresh stream)."""
         if self._stream is None or self._output is None or fmt != self._format:
-            self._stream = self._engine.open_stream(self.model, fmt, lipsync=self.lipsync)
+            self._stream = self._engine.open_stream(self.model, fmt, self.use_text, self.lipsync)
             self._output = LipsyncOutput(self.lipsync)
             self._format, self._stream_at = fmt, self.at_ms
+            texts, self._text = self._text, []
+            for text, final, char_ms in texts:
+                await self._stream.add_text(text, final, self._on_stream(char_ms))
         stream, output = self._stream, self._output
         duration_ms = fmt.duration_ms(len(pcm))
         answer: Answer = {
@@ -106,6 +125,7 @@ class LiveVisemes:
         """End of an utterance: the lookahead's last visemes; the next audio starts afresh."""
         stream, output = self._stream, self._output
         self._forget()
+        self._text = []  # an utterance that had text but no audio: its text goes with it
         answer: Answer = {"type": "visemes", "audio_offset_ms": round(self._last_ms), "final": True}
         self.events = 0
         if stream is None or output is None:  # nothing to drain: still an answer
@@ -118,9 +138,26 @@ class LiveVisemes:
         start_ms = self._last_ms - self._stream_at
         return answer | output.push(events, stream.take_probs(), start_ms, final=True)
 
+    async def add_text(
+        self, text: str, final: bool = False, char_ms: Sequence[float] | None = None
+    ) -> None:
+        """Transcript of the current utterance (the next one's after a flush), in
+        pieces; `final`: its last piece. `char_ms`: per character, its start on this
+        timeline (like `audio_offset_ms`), where known: a prior, not the truth."""
+        if not self.use_text:
+            return
+        if self._stream is None:
+            self._text.append((text, final, char_ms))
+        else:
+            await self._stream.add_text(text, final, self._on_stream(char_ms))
+
+    def _on_stream(self, char_ms: Sequence[float] | None) -> list[float] | None:
+        return None if char_ms is None else [t - self._stream_at for t in char_ms]
+
     async def reset(self) -> None:
         """An interruption: nothing computed for the current stream goes out."""
         self._forget()
+        self._text = []
 
     async def aclose(self) -> None:
         self._forget()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -72,6 +72,7 @@ class RemoteVisemes:
         self._lock = asyncio.Lock()
         self._backoff = 0.0
         self._retry_at = 0.0  # monotonic time before which no connection is tried
+        self._held: list[dict[str, Any]] = []  # text messages before there is a connection
 
     async def feed(self, pcm: bytes, fmt: AudioFormat) -> Answer:
         async with self._lock:
@@ -85,13 +86,35 @@ class RemoteVisemes:
     async def flush(self) -> Answer:
         async with self._lock:
             if self._ws is None:
+                self._held = []  # an utterance with text but no audio
                 return {"type": "visemes", "audio_offset_ms": round(self.at_ms), "final": True,
                         "visemes": []}  # fmt: skip
             await self._call(self._ws.send_str(json.dumps({"type": "flush"})))
             return await self._answer()
 
+    async def add_text(
+        self, text: str, final: bool = False, char_ms: Sequence[float] | None = None
+    ) -> None:
+        """The utterance's transcript (`LiveVisemes.add_text`): sent at once, or with
+        the connection the next frame opens."""
+        message: dict[str, Any] = {"type": "text", "text": text, "final": final}
+        if char_ms is not None:
+            message["char_ms"] = list(char_ms)  # on this timeline until sent
+        async with self._lock:
+            if self._ws is None or self._ws.closed:
+                self._held.append(message)
+                return
+            await self._call(self._ws.send_str(self._text_frame(message)))
+
+    def _text_frame(self, message: dict[str, Any]) -> str:
+        """The message with its times on the connection's timeline."""
+        if "char_ms" in message:
+            message = {**message, "char_ms": [t - self._base_ms for t in message["char_ms"]]}
+        return json.dumps(message, separators=(",", ":"))
+
     async def reset(self) -> None:
         async with self._lock:
+            self._held = []
             if self._ws is not None:
                 await self._call(self._ws.send_str(json.dumps({"type": "reset"})))
 
@@ -129,6 +152,9 @@ class RemoteVisemes:
         self._answers = asyncio.Queue()
         self._reader = asyncio.create_task(self._read(ws, self._answers))
         self._ws, self._format, self._base_ms = ws, fmt, self.at_ms
+        held, self._held = self._held, []
+        for message in held:
+            await self._call(ws.send_str(self._text_frame(message)))
         return ws
 
     async def _call(self, sending: Awaitable[None]) -> None:
