@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from viseme_engine.eval_text import corrupt, decode_streamed, word_times
+from viseme_engine.eval_text import corrupt, decode_streamed, label_onsets, word_times
 from viseme_engine.text_align import TextAligner, expected_visemes, timed_visemes
 
 M, N, AA, SIL = 21, 19, 2, 0
@@ -140,3 +140,11 @@ def test_timings_place_a_boundary_the_audio_cannot() -> None:
     first_n = [int(np.argmax(a.step(probs).argmax(-1) == N)) for a in (untimed, timed)]
     assert first_n[0] < 30  # left to the transitions, the alignment runs ahead
     assert 32 <= first_n[1] <= 48  # within the tolerance (80 ms) of the provider's onset
+
+
+def test_label_onsets_find_each_word_where_its_visemes_start() -> None:
+    # "ma" at frame 5, then "na" at 20 whose n the labeller heard as m: matched anyway
+    labels = np.array([SIL] * 5 + [M] * 5 + [AA] * 10 + [M] * 4 + [AA] * 6 + [SIL] * 5)
+    assert label_onsets([[M, AA], [N, AA]], labels) == [5.0, 20.0]
+    # a word with nothing in the labels to match gets no onset
+    assert label_onsets([[M, AA], [N, AA], [16, 13]], labels[:20])[2] is None

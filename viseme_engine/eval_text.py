@@ -8,6 +8,12 @@ run per utterance gives its frame probabilities; they are then decoded
   text-wrong another utterance's transcript (the decoder must fall back)
   early/late the transcript arriving word by word, 300 ms before or after each
              word is spoken (a relay's transcript deltas), fed in 100 ms chunks
+  chunk      each word arriving with the 100 ms chunk its audio starts in, as
+             ElevenLabs sends characters with their audio, its timings unused
+  timed      the same with the word onsets as timing priors (text_timing.py),
+             each off by a random 30 ms (standard deviation)
+  timed+-300 onsets 300 ms early or late (words revealed by them too): the
+             prior must not cost accuracy when the provider's clock is off
   utterance  the whole recording force-aligned to its transcript
              (text_utterance.py: POST /v1/visemes with `text`), the forced
              aligner's path (forced_align.py) competing where the language has one
@@ -15,8 +21,10 @@ run per utterance gives its frame probabilities; they are then decoded
   utt-10%    `utterance` with the corrupted transcript
   utt-wrong  `utterance` with another utterance's transcript (it must fall back)
 Word times for early/late are estimated from the labels: the speech span
-spread over the words by their length in characters. Each cell is acc15
-speech; text's bilabial recall and precision follow, then the baseline.
+spread over the words by their length in characters. Onsets for chunk and
+timed come from the labels too, more closely: the text's visemes matched to
+the labelled segments (`label_onsets`). Each cell is acc15 speech; text's
+bilabial recall and precision follow, then the baseline.
 """
 
 from __future__ import annotations
@@ -40,8 +48,8 @@ from .text_utterance import align_recording
 # Float32 16 kHz audio -> per-frame class probabilities [frames, 22]
 ProbPredictor = Callable[[np.ndarray], np.ndarray]
 CONDITIONS = (
-    "acoustic", "text", "text-10%", "text-wrong", "early", "late", "utterance", "utt-model",
-    "utt-10%", "utt-wrong",
+    "acoustic", "text", "text-10%", "text-wrong", "early", "late", "chunk", "timed",
+    "timed-300", "timed+300", "utterance", "utt-model", "utt-10%", "utt-wrong",
 )  # fmt: skip
 _CHUNK = 10  # frames of 10 ms per streamed piece
 _FILLERS = ("the", "and", "uh", "well", "so", "then", "very", "of")
@@ -98,6 +106,62 @@ def decode_streamed(
     return out
 
 
+def label_onsets(words: Sequence[Sequence[int]], labels: np.ndarray) -> list[float | None]:
+    """Per word, the frame its visemes start at in the labels: the text's viseme
+    sequence matched to the labels' segments by edit distance; a word none of
+    whose visemes matched gets None."""
+    change = np.flatnonzero(np.diff(labels, prepend=-1))
+    segs = [(int(labels[i]), int(i)) for i in change if labels[i] != SILENCE]
+    flat = [(v, w) for w, word in enumerate(words) for v in word]
+    n, m = len(flat), len(segs)
+    cost = np.zeros((n + 1, m + 1), np.int64)
+    cost[:, 0], cost[0, :] = np.arange(n + 1), np.arange(m + 1)
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            sub = cost[i - 1, j - 1] + (flat[i - 1][0] != segs[j - 1][0])
+            cost[i, j] = min(sub, cost[i - 1, j] + 1, cost[i, j - 1] + 1)
+    onsets: list[float | None] = [None] * len(words)
+    i, j = n, m
+    while i > 0 and j > 0:
+        if cost[i, j] == cost[i - 1, j - 1] + (flat[i - 1][0] != segs[j - 1][0]):
+            onsets[flat[i - 1][1]] = float(segs[j - 1][1])  # ends at the word's first
+            i, j = i - 1, j - 1
+        elif cost[i, j] == cost[i - 1, j] + 1:
+            i -= 1
+        else:
+            j -= 1
+    return onsets
+
+
+def decode_chunked(
+    probs: np.ndarray,
+    lang: str,
+    words: Sequence[Sequence[int]],
+    onsets: Sequence[float | None],
+    timed: bool,
+) -> np.ndarray:
+    """Words revealed with the 100 ms chunk their onset falls in (a word without
+    one comes with the word before it), onsets passed as priors if `timed`."""
+    aligner = TextAligner(lang)
+    out = np.empty(len(probs), np.int64)
+    k = 0
+    for start in range(0, len(probs), _CHUNK):
+        first = k
+        while k < len(words) and (onsets[k] is None or (onsets[k] or 0.0) < start + _CHUNK):
+            k += 1
+        if k > first:
+            given = list(onsets[first:k]) if timed else None
+            aligner.add_visemes(words[first:k], final=k == len(words), onsets=given)
+        out[start : start + _CHUNK] = aligner.step(probs[start : start + _CHUNK]).argmax(-1)
+    return out
+
+
+def _shifted(
+    onsets: Sequence[float | None], frames: float, rng: random.Random, sd: float
+) -> list[float | None]:
+    return [None if o is None else max(o + frames + rng.gauss(0.0, sd), 0.0) for o in onsets]
+
+
 def decode_text(probs: np.ndarray, lang: str, text: str) -> np.ndarray:
     aligner = TextAligner(lang)
     aligner.add_visemes(expected_visemes(text, lang), final=True)
@@ -137,6 +201,8 @@ def evaluate(
         rng = random.Random(f"{path.name}:{i}")  # noqa: S311  (a fixed corruption per utterance)
         timed = word_times(text, ref)
         corrupted = corrupt(text, rng)
+        words = expected_visemes(text, s.lang)
+        onsets = label_onsets(words, ref)
         preds = {
             "acoustic": probs.argmax(-1),
             "text": decode_text(probs, s.lang, text),
@@ -144,6 +210,12 @@ def evaluate(
             "text-wrong": decode_text(probs, s.lang, other),
             "early": decode_streamed(probs, s.lang, timed, -0.3),
             "late": decode_streamed(probs, s.lang, timed, 0.3),
+            "chunk": decode_chunked(probs, s.lang, words, onsets, False),
+            "timed": decode_chunked(probs, s.lang, words, _shifted(onsets, 0, rng, 3.0), True),
+            "timed-300": decode_chunked(
+                probs, s.lang, words, _shifted(onsets, -30, rng, 3.0), True
+            ),
+            "timed+300": decode_chunked(probs, s.lang, words, _shifted(onsets, 30, rng, 3.0), True),
             "utterance": decode_utterance(probs, s.lang, text, audio),
             "utt-model": decode_utterance(probs, s.lang, text),
             "utt-10%": decode_utterance(probs, s.lang, corrupted, audio),
