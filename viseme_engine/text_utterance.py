@@ -71,7 +71,7 @@ class UtteranceConfig:
 # they were chosen: real speech prefers the forced path, robotic synthesizers and
 # the model's training voices the model's.
 PREFER = 0.1
-FIT = -16.0
+FIT = -18.0
 KNOWN = 0.8
 FORCED = UtteranceConfig(gate=0.4, bound=0.2)
 
