@@ -227,7 +227,7 @@ async def test_text_messages_pin_the_visemes_unless_the_config_says_not(
     gw: Gateway, loaded_models: LoadedModels
 ) -> None:
     chunks, rate = frames()
-    pieces = [
+    pieces: list[dict[str, Any]] = [
         {"type": "text", "text": "Bob may "},
         {"type": "text", "text": "pay my mom.", "final": True},
     ]
