@@ -185,6 +185,7 @@ class TextAligner:
         self._pending = ""  # text of an unfinished last word
         self._visemes: list[int] = []  # per state; every word starts with an optional pause
         self._optional: list[bool] = []
+        self._as_arrays: tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]] | None = None
         self._alpha = np.array([1.0])  # posterior over the states, then the FREE state
         self._agree = self.config.agree_high  # trusted until the audio says otherwise
         self._ended = False  # the whole transcript is known (a `final` piece came)
@@ -243,6 +244,7 @@ class TextAligner:
         if not words:
             return
         first = len(self._visemes)
+        self._as_arrays = None
         for w, onset in words:
             self._visemes.append(SILENCE)  # an optional pause before each word
             self._optional.append(True)
@@ -272,7 +274,8 @@ class TextAligner:
         known_mass = np.flatnonzero(self._alpha[:-1] > 1e-9)  # (the resync trace aside)
         furthest = int(known_mass[-1]) if known_mass.size else 0
         hi = min(len(self._visemes), furthest + _AHEAD)
-        vis = np.asarray([*self._visemes[:hi], SILENCE], np.int64)
+        vis_all, optional = self._arrays()
+        vis = np.append(vis_all[:hi], SILENCE)
         alpha = np.append(self._alpha[:hi], self._alpha[-1])
         # At the edge of text still arriving, the next words are unknown: the audio
         # may already be in them (late text), so the last states' say is withheld
@@ -283,10 +286,7 @@ class TextAligner:
         # the text predicted and what the model heard, the emission update, and
         # the blend: a product, not a mixture, so the text settles what the audio
         # leaves open but cannot outvote audio that is sure (a vowel after a pause).
-        trans = band(
-            np.asarray(self._optional[:hi], np.bool_), hi == len(self._visemes), c.p_stay,
-            c.p_skip, c.resync,
-        )  # fmt: skip
+        trans = band(optional[:hi], hi == len(self._visemes), c.p_stay, c.p_skip, c.resync)
         lo_t, hi_t = self.timing.windows(hi, self._frame)  # the provider's onsets, if any
         out, alpha, self._agree, head = forward(
             alpha, trans, vis, probs.astype(np.float64), self._agree,
@@ -300,6 +300,15 @@ class TextAligner:
         self._trim()
         return np.asarray(out, probs.dtype)
 
+    def _arrays(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """The states' visemes and optional flags as arrays, made once per change."""
+        if self._as_arrays is None:
+            self._as_arrays = (
+                np.asarray(self._visemes, np.int64),
+                np.asarray(self._optional, np.bool_),
+            )
+        return self._as_arrays
+
     def _trim(self, keep_behind: int = 40) -> None:
         """Forget states far behind the alignment: long streams stay cheap."""
         head = int(np.argmax(self._alpha))
@@ -308,5 +317,6 @@ class TextAligner:
             return
         self._visemes = self._visemes[cut:]
         self._optional = self._optional[cut:]
+        self._as_arrays = None
         self.timing.trim(cut)
         self._alpha = self._alpha[cut:] / self._alpha[cut:].sum()

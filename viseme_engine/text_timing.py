@@ -82,8 +82,8 @@ class TimingPrior:
     def windows(self, states: int, t0: int) -> tuple[Ints, Ints]:
         """For the first `states` states, each window as frames of a block that
         starts at frame `t0`, the drift estimate applied."""
-        if not self.timed:
-            return np.full(states, -_OPEN, np.int64), np.full(states, _OPEN, np.int64)
+        if not self.timed:  # no window anywhere: shared, read-only
+            return _wide(states)
         shift = self.offset - t0
         lo = np.clip(np.asarray(self._lo[:states]) + shift, -_OPEN, _OPEN)
         hi = np.clip(np.asarray(self._hi[:states]) + shift, -_OPEN, _OPEN)
@@ -117,3 +117,17 @@ class TimingPrior:
         """Drift measurements (seconds) since the last call."""
         out, self.drifts = self.drifts, []
         return out
+
+
+_WIDE: list[tuple[Ints, Ints]] = []
+
+
+def _wide(states: int) -> tuple[Ints, Ints]:
+    """Windows that are not there, for `states` states: views of one shared pair."""
+    if not _WIDE or len(_WIDE[0][0]) < states:
+        size = max(states, 512)
+        # writable, though nothing writes them: the compiled loop takes the same
+        # array type as for real windows (a read-only one would compile anew)
+        _WIDE[:] = [(np.full(size, -_OPEN, np.int64), np.full(size, _OPEN, np.int64))]
+    lo, hi = _WIDE[0]
+    return lo[:states], hi[:states]
