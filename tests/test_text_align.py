@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from viseme_engine import text_kernel
 from viseme_engine.eval_text import corrupt, decode_streamed, label_onsets, word_times
 from viseme_engine.text_align import TextAligner, expected_visemes, timed_visemes
 
@@ -148,3 +149,15 @@ def test_label_onsets_find_each_word_where_its_visemes_start() -> None:
     assert label_onsets([[M, AA], [N, AA]], labels) == [5.0, 20.0]
     # a word with nothing in the labels to match gets no onset
     assert label_onsets([[M, AA], [N, AA], [16, 13]], labels[:20])[2] is None
+
+
+def test_the_aligner_runs_what_warm_compiled_and_nothing_else() -> None:
+    # A signature compiled on first use stalls the event loop for about a second.
+    text_kernel.warm()
+    compiled = (list(text_kernel.forward.signatures), list(text_kernel.band.signatures))
+    untimed, timed = TextAligner("en"), TextAligner("en")
+    untimed.add_visemes([[M, AA]] * 3)
+    timed.add_visemes([[M, AA]] * 3, onsets=[0.0, 30.0, 60.0])
+    for aligner in (untimed, timed):
+        aligner.step(words_of_ma(3))
+    assert (list(text_kernel.forward.signatures), list(text_kernel.band.signatures)) == compiled
