@@ -11,7 +11,7 @@ from viseme_engine.audio import AudioFormat
 from viseme_engine.engine import VisemeEngine
 from viseme_engine.smoothing import VisemeEvent
 from viseme_engine.text_align import expected_visemes
-from viseme_engine.text_utterance import UtteranceConfig, align_utterance, viterbi
+from viseme_engine.text_utterance import UtteranceConfig, align_utterance, moved, nudged, viterbi
 
 M, N, AA, SIL = 21, 19, 2, 0
 
@@ -68,3 +68,13 @@ async def test_real_speech_shows_the_transcript_in_any_chunking(engine: VisemeEn
     plain = engine.open_stream("default", AudioFormat("pcm_s16le", rate))
     acoustic = await plain.feed(pcm) + await plain.flush()
     assert other == acoustic  # the wrong transcript is not used at all
+
+
+def test_a_forced_path_a_frame_off_is_moved_to_where_the_model_hears_it() -> None:
+    probs = stretches([{SIL: 5.0}, {M: 5.0}, {AA: 5.0}, {M: 5.0}, {SIL: 5.0}], 6)
+    heard = probs.argmax(-1)
+    for off in (-1, 0, 1):
+        assert (nudged(probs, moved(heard, off)) == heard).all()
+    assert (nudged(probs, moved(heard, 3)) == moved(heard, 2)).all()  # a frame at most
+    assert moved(heard, 1)[0] == heard[0]
+    assert len(moved(heard, -1)) == len(heard)
