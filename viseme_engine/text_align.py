@@ -154,6 +154,9 @@ class TextConfig:
     agree_high: float = 0.5  # at or above this: the full weight
     agree_frames: int = 20  # time constant of the running agreement (10 ms frames)
     catch_up: int = 6  # states new text spreads the waiting mass over
+    # Where more text is coming, how far the free state's emission follows the
+    # audio's likeliest class: text that lags its audio lets go of it sooner.
+    free_follows: float = 0.2
     resync: float = 1e-3  # mass spread ahead each frame, so a lost alignment recovers
     timing: TimingConfig = field(
         default_factory=TimingConfig
@@ -291,7 +294,7 @@ class TextAligner:
         out, alpha, self._agree, head = forward(
             alpha, trans, vis, probs.astype(np.float64), self._agree,
             edge, c.floor, c.prior_floor, c.weight, c.agree_low, c.agree_high,
-            float(c.agree_frames), lo_t, hi_t, c.timing.outside,
+            float(c.agree_frames), lo_t, hi_t, c.timing.outside, c.free_follows,
         )  # fmt: skip
         self._alpha[:hi], self._alpha[hi:-1], self._alpha[-1] = alpha[:-1], 0.0, alpha[-1]
         if self.timing.timed:

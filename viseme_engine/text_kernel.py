@@ -77,13 +77,16 @@ def forward(
     lo: npt.NDArray[np.int64],
     hi: npt.NDArray[np.int64],
     outside: float,
+    free_follows: float,
 ) -> Any:  # (blended [frames, classes], alpha, agree, head [frames])
     """Frames of class probabilities in; blended probabilities, the last state
     posterior (states then the free state), the running agreement and, per
     frame, the known state holding most mass out. `edge`: how many last known
     states get no say (0 where the text is complete). `lo`, `hi`: per known
     state, the frames (of this block) of its timing window; outside it, its
-    emission is multiplied by `outside` (text_timing.py)."""
+    emission is multiplied by `outside` (text_timing.py). `free_follows`: where
+    text is still arriving (`edge` > 0), the share of the free state's emission
+    that is the audio's own likeliest class rather than no opinion."""
     n = alpha.shape[0]
     frames, classes = probs.shape
     span = max(agree_high - agree_low, 1e-9)
@@ -116,7 +119,13 @@ def forward(
             if t < lo[j] or t > hi[j]:
                 alpha[j] *= outside
             total += alpha[j]
-        alpha[n - 1] = pred[n - 1] * (1.0 / classes + floor)  # free: no opinion
+        free = 1.0 / classes  # past the known text: no opinion...
+        if edge > 0:  # ...unless more text is coming: then the audio may be in it
+            surest = 0.0
+            for c in range(classes):
+                surest = max(surest, p[c])
+            free += free_follows * (surest - free)
+        alpha[n - 1] = pred[n - 1] * (free + floor)
         total += alpha[n - 1]
         q[:] = 0.0
         for j in range(n):
@@ -152,4 +161,4 @@ def warm() -> None:
     probs = np.full((2, 22), 1.0 / 22)
     wide = np.full(3, 2**40, np.int64)
     forward(np.full(4, 0.25), trans, np.zeros(4, np.int64), probs, 0.5, 0, 0.03, 0.05,
-            1.5, 0.25, 0.5, 20.0, -wide, wide, 0.25)  # fmt: skip
+            1.5, 0.25, 0.5, 20.0, -wide, wide, 0.25, 0.2)  # fmt: skip
