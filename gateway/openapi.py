@@ -132,11 +132,13 @@ def _stream() -> dict[str, Any]:
     """As far as OpenAPI goes for a WebSocket: the upgrade, its auth, its answers."""
     description = (
         "WebSocket. First message: JSON {sample_rate, encoding: pcm_s16le|mulaw, model, "
-        'lipsync}; answer {"type":"ready",...}. Then binary audio frames of any size, each '
-        'answered by {"type":"visemes","audio_offset_ms","audio_duration_ms", <lipsync shape>}; '
-        'JSON {"type":"flush"} (end of an utterance: the last visemes, "final":true), '
-        '{"type":"reset"} (interruption), {"type":"close"}. Errors: {"type":"error","code",'
-        '"message"} then a close with the reason. docs/protocols.md, "The streaming endpoint".'
+        'lipsync, use_text}; answer {"type":"ready",...}. Then binary audio frames of any size, '
+        'each answered by {"type":"visemes","audio_offset_ms","audio_duration_ms", <lipsync '
+        'shape>}; JSON {"type":"text","text","final","char_ms"?} (the utterance\'s transcript, '
+        'before or with its audio: the visemes follow its words), {"type":"flush"} (end of an '
+        'utterance: the last visemes, "final":true), {"type":"reset"} (interruption), '
+        '{"type":"close"}. Errors: {"type":"error","code","message"} then a close with the '
+        'reason. docs/protocols.md, "The streaming endpoint".'
     )
     token = {"name": "token", "in": "query", "schema": {"type": "string"}}
     responses = _upgrade_responses(
