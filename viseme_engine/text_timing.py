@@ -32,6 +32,7 @@ import numpy.typing as npt
 
 Ints = npt.NDArray[np.int64]
 _OPEN = 2**40  # a window edge that is not there
+_KEPT = 1000  # drift measurements kept until taken
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class TimingPrior:
     def windows(self, states: int, t0: int) -> tuple[Ints, Ints]:
         """For the first `states` states, each window as frames of a block that
         starts at frame `t0`, the drift estimate applied."""
-        if not self.timed:  # no window anywhere: shared, read-only
+        if not self.timed:  # no window anywhere: shared arrays, which nothing writes
             return _wide(states)
         shift = self.offset - t0
         lo = np.clip(np.asarray(self._lo[:states]) + shift, -_OPEN, _OPEN)
@@ -103,7 +104,8 @@ class TimingPrior:
             if not trusted:
                 continue
             drift = t0 + int(entered[0]) - onset
-            self.drifts.append(drift / 100)
+            if len(self.drifts) < _KEPT:  # a caller that never takes them: bounded
+                self.drifts.append(drift / 100)
             self.offset += c.gain * (drift - self.offset)
             self.offset = min(max(self.offset, -c.max_offset), c.max_offset)
 
