@@ -122,6 +122,20 @@ async def test_openai_transcript_deltas_pin_the_visemes(
     assert "".join(texts) == TRANSCRIPT
 
 
+async def elevenlabs_visemes(gw: Gateway, fake: FakeElevenLabs) -> list[list[Message]]:
+    """One conversation through the official SDK: the viseme entries of each
+    visemes message it received, once every audio chunk has had its own."""
+    backend = await customer_backend(gw, AGENT)
+    conv = conversation(backend, Speaker())
+    await conv.start_session()  # type: ignore[no-untyped-call]  # the SDK leaves it untyped
+    n = len(fake.chunks())
+    await until(lambda: sum(f["type"] == "visemes" for f in conv.frames) == n)
+    await conv.end_session()  # type: ignore[no-untyped-call]
+    await conv.wait_for_session_end()
+    await backend.close()
+    return [f["visemes"] for f in conv.frames if f["type"] == "visemes"]
+
+
 async def test_elevenlabs_agent_response_pins_the_visemes(
     settings: Settings, loaded_models: LoadedModels
 ) -> None:
@@ -129,15 +143,7 @@ async def test_elevenlabs_agent_response_pins_the_visemes(
         FakeElevenLabs("transcribed") as fake,
         running_gateway(point_at(settings, fake), loaded_models) as gw,
     ):
-        backend = await customer_backend(gw, AGENT)
-        conv = conversation(backend, Speaker())
-        await conv.start_session()  # type: ignore[no-untyped-call]  # the SDK leaves it untyped
-        n = len(fake.chunks())
-        await until(lambda: sum(f["type"] == "visemes" for f in conv.frames) == n)
-        await conv.end_session()  # type: ignore[no-untyped-call]
-        await conv.wait_for_session_end()
-        await backend.close()
-    got = [f["visemes"] for f in conv.frames if f["type"] == "visemes"]
+        got = await elevenlabs_visemes(gw, fake)
     # ElevenLabs sends no end-of-audio event: no final visemes (the reference's last list)
     check([*got, []], loaded_models, fake.rate, fake.sent_audio, [(TRANSCRIPT, True)], final=False)
 
@@ -150,16 +156,8 @@ async def test_elevenlabs_character_timings_are_priors_and_their_drift_is_measur
         FakeElevenLabs("transcribed", aligned=True, chunk_ms=250, timing_lag_ms=300) as fake,
         running_gateway(point_at(settings, fake), loaded_models) as gw,
     ):
-        backend = await customer_backend(gw, AGENT)
-        conv = conversation(backend, Speaker())
-        await conv.start_session()  # type: ignore[no-untyped-call]  # the SDK leaves it untyped
-        n = len(fake.chunks())
-        await until(lambda: sum(f["type"] == "visemes" for f in conv.frames) == n)
-        await conv.end_session()  # type: ignore[no-untyped-call]
-        await conv.wait_for_session_end()
-        await backend.close()
+        got = await elevenlabs_visemes(gw, fake)
         metrics = await gw.metrics()
-    got = [f["visemes"] for f in conv.frames if f["type"] == "visemes"]
     # each event's times, from its own start, moved by where its audio starts
     pieces, start = [], 0.0
     for (chars, starts), pcm in zip(fake.alignments, fake.sent_audio, strict=True):
