@@ -208,7 +208,7 @@ class Tap:
                 pcm = base64.b64decode(audio.b64, validate=True)
             except (binascii.Error, ValueError):
                 return Step(reset=reset, text=text, frames=(frame,), skipped="bad_audio")
-            restart = not self._live or self._format != audio.format
+            restart = self._restarts(audio)
             if restart:
                 self._format, self._stream_ms, self._live = audio.format, 0.0, True
                 self._output = LipsyncOutput(self.lipsync)
@@ -229,9 +229,12 @@ class Tap:
             return transcript
         if audio is None or not self._inject:
             return replace(transcript, char_ms=None)
-        same = self._live and self._format == audio.format
-        start = self._stream_ms if same else 0.0  # a restart: the stream opens with it
+        start = 0.0 if self._restarts(audio) else self._stream_ms  # a restart opens with it
         return replace(transcript, char_ms=tuple(start + t for t in transcript.char_ms))
+
+    def _restarts(self, audio: Audio) -> bool:
+        """Whether this audio opens a new engine stream (none live, or a new format)."""
+        return not self._live or self._format != audio.format
 
     def analysed(self, work: Work, result: Analysis | None) -> list[Frame]:
         """Frames for a message once its engine work ended; None: it failed (skipped)."""

@@ -58,8 +58,13 @@ def phonemize(text: str, lang: str) -> list[list[str]]:
     return [word for token in phonemize_tokens(_tokens(text), lang) for word in token]
 
 
+def _spans(text: str) -> list[re.Match[str]]:
+    """The written tokens of `text` that have a letter or digit to say."""
+    return [m for m in re.finditer(r"\S+", text) if any(c.isalnum() for c in m.group())]
+
+
 def _tokens(text: str) -> list[str]:
-    return [t for t in text.split() if any(c.isalnum() for c in t)]
+    return [m.group() for m in _spans(text)]
 
 
 def phonemize_tokens(tokens: Sequence[str], lang: str) -> list[list[list[str]]]:
@@ -130,7 +135,7 @@ def timed_visemes(
     """Per spoken word of `text`, its visemes and its onset in frames: the start
     time of the first character of its written token (`char_ms`, one per
     character, NaN where unknown); a token's later spoken words get none."""
-    spans = [m for m in re.finditer(r"\S+", text) if any(c.isalnum() for c in m.group())]
+    spans = _spans(text)
     words: list[list[int]] = []
     onsets: list[float | None] = []
     for m, spoken in zip(spans, phonemize_tokens([m.group() for m in spans], lang), strict=True):
@@ -158,9 +163,8 @@ class TextConfig:
     # audio's likeliest class: text that lags its audio lets go of it sooner.
     free_follows: float = 0.2
     resync: float = 1e-3  # mass spread ahead each frame, so a lost alignment recovers
-    timing: TimingConfig = field(
-        default_factory=TimingConfig
-    )  # a provider's word onsets (text_timing.py)
+    # a provider's word onsets (text_timing.py)
+    timing: TimingConfig = field(default_factory=TimingConfig)
 
 
 # States past the furthest one holding mass that a block of frames includes: mass
