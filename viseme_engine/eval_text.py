@@ -147,7 +147,10 @@ def decode_chunked(
     k = 0
     for start in range(0, len(probs), _CHUNK):
         first = k
-        while k < len(words) and (onsets[k] is None or (onsets[k] or 0.0) < start + _CHUNK):
+        while k < len(words):
+            onset = onsets[k]
+            if onset is not None and onset >= start + _CHUNK:
+                break  # a later chunk's word
             k += 1
         if k > first:
             given = list(onsets[first:k]) if timed else None
