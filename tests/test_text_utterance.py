@@ -11,7 +11,14 @@ from viseme_engine.audio import AudioFormat
 from viseme_engine.engine import VisemeEngine
 from viseme_engine.smoothing import VisemeEvent
 from viseme_engine.text_align import expected_visemes
-from viseme_engine.text_utterance import UtteranceConfig, align_utterance, moved, nudged, viterbi
+from viseme_engine.text_utterance import (
+    UtteranceConfig,
+    align_utterance,
+    moved,
+    nudged,
+    refined,
+    viterbi,
+)
 
 M, N, AA, SIL = 21, 19, 2, 0
 
@@ -78,3 +85,23 @@ def test_a_forced_path_a_frame_off_is_moved_to_where_the_model_hears_it() -> Non
     assert (nudged(probs, moved(heard, 3)) == moved(heard, 2)).all()  # a frame at most
     assert moved(heard, 1)[0] == heard[0]
     assert len(moved(heard, -1)) == len(heard)
+
+
+def test_forced_boundaries_each_move_a_frame_at_most_to_where_the_model_hears_them() -> None:
+    probs = stretches([{SIL: 5.0}, {M: 5.0}, {AA: 5.0}, {M: 5.0}, {SIL: 5.0}], 6)
+    heard = probs.argmax(-1)
+    forced = heard.copy()
+    forced[4:6] = M  # the m's onset two frames early: it moves one
+    forced[18] = AA  # the second m's onset a frame late: it moves there
+    out = refined(probs, forced)
+    assert out[4] == SIL
+    assert out[5] == M
+    assert (out[6:] == heard[6:]).all()
+    unsure = np.full_like(probs, 1.0 / probs.shape[1])
+    assert (refined(unsure, forced) == forced).all()  # no opinion: the forced path stands
+    short = heard.copy()
+    short[12:17] = M  # an aa of one frame where the model hears five: it keeps its frame
+    kept = refined(probs, short)
+    assert [v for i, v in enumerate(kept) if i == 0 or kept[i - 1] != v] == [SIL, M, AA, M, SIL]
+    assert (kept == AA).sum() == 2
+    assert (refined(probs, np.zeros(10, np.int64)) == 0).all()

@@ -24,9 +24,10 @@ pronunciations, cmudict's, also match how people speak better than espeak-ng's).
 On robotic synthesizers it does worse than our model. The forced path is taken
 when pocketsphinx hears speech of the kind it knows (its per-frame score at
 least `FIT`) in words it knows (`KNOWN`), or when our model finds it nearly as
-likely as its own best path (within `PREFER` of mean agreement); it is then
-trusted, stretch by stretch, with looser bounds (`FORCED`), and its untrusted
-stretches get the model's own alignment.
+likely as its own best path (within `PREFER` of mean agreement). Its boundaries
+then each move by at most a frame to where the model hears them (`refined`),
+and it is trusted, stretch by stretch, with looser bounds (`FORCED`); its
+untrusted stretches get the model's own alignment.
 
 Measured on held-out real speakers: docs/architecture.md ("Text-informed lip
 sync") and the model card.
@@ -74,6 +75,11 @@ PREFER = 0.1
 FIT = -18.0
 KNOWN = 0.8
 FORCED = UtteranceConfig(gate=0.4, bound=0.2)
+# A taken forced path's boundaries each move by at most REACH frames to where the
+# model hears them (`refined`), a frame inside the forced segment worth BONUS (log)
+# over one outside: docs/architecture.md ("A second path") has the sweep.
+REACH = 1
+BONUS = 1.0
 
 
 def states(words: Sequence[Sequence[int]]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
@@ -144,6 +150,45 @@ def nudged(probs: Probs, path: Ints) -> Ints:
     return max((moved(path, k) for k in (0, -1, 1)), key=lambda p: mean_agreement(probs, p))
 
 
+def refined(probs: Probs, path: Ints, floor: float = FORCED.floor) -> Ints:
+    """`path` with each boundary between its runs moved by at most REACH frames to
+    where the model's probabilities place it, its visemes and their order kept.
+
+    A frame scores log(probability of its run's viseme + `floor`), BONUS more
+    where `path` had that run. Each boundary has 2 REACH + 1 places, so the best
+    placement is a chain of small choices, run by run (a Viterbi over boundary
+    offsets): time and memory grow with the path's length, not with its length
+    times its runs."""
+    edges = np.flatnonzero(np.diff(path)) + 1
+    if not len(edges):
+        return path
+    starts, ends = np.concatenate([[0], edges]), np.concatenate([edges, [len(path)]])
+    vis, offsets = path[starts], np.arange(-REACH, REACH + 1)
+    # per run: where it may start (its previous boundary's places) and their best scores
+    before, best = np.zeros(1, np.int64), np.zeros(1)
+    places, choices = [], []
+    for j in range(len(vis)):
+        if j == len(vis) - 1:
+            after = np.array([len(path)])
+        else:  # inside the path (places may repeat at its ends: the first is kept)
+            after = np.clip(ends[j] + offsets, 1, len(path) - 1)
+        lo, hi = int(before.min()), int(after.max())
+        gain = np.log(probs[lo:hi, vis[j]].astype(np.float64) + floor)
+        gain[starts[j] - lo : ends[j] - lo] += BONUS
+        total = np.concatenate([[0.0], np.cumsum(gain)])
+        score = best[:, None] + total[after - lo][None, :] - total[before - lo][:, None]
+        score[after[None, :] <= before[:, None]] = -np.inf  # every run keeps a frame
+        places.append(before)
+        choices.append(score.argmax(0))
+        before, best = after, score[choices[-1], np.arange(len(after))]
+    bounds, at = [], 0
+    for j in range(len(vis) - 1, 0, -1):  # back from the end: where each run started
+        at = int(choices[j][at])
+        bounds.append(int(places[j][at]))
+    lengths = np.diff([0, *bounds[::-1], len(path)])
+    return np.repeat(vis, lengths)
+
+
 def pin(
     probs: Probs, path: Ints, config: UtteranceConfig, fallback: Callable[[], Probs] | None
 ) -> Probs | None:
@@ -200,7 +245,8 @@ def align_recording(
     `forced`, an acoustic forced alignment of the same transcript (forced_align.py),
     is the other path: taken where it fits the audio as human speech (`FIT`, with
     `KNOWN` words) or its agreement with the model comes within PREFER of the
-    model's own best path through the words; trusted by FORCED's looser bounds
+    model's own best path through the words; its boundaries `refined` by the model,
+    then trusted by FORCED's looser bounds
     (its boundaries come from another acoustic model, so it agrees less with this
     one even where it is right), and the model's own alignment where it is not
     trusted."""
@@ -228,7 +274,7 @@ def align_recording(
             or (forced.fit >= FIT and forced.known >= KNOWN)
             or mean_agreement(probs, path) >= mean_agreement(probs, own) - PREFER
         ):
-            pinned = pin(probs, path, FORCED, model_view)
+            pinned = pin(probs, refined(probs, path), FORCED, model_view)
             if pinned is not None:
                 return pinned
     return model_view()
