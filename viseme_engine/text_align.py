@@ -150,7 +150,8 @@ def timed_visemes(
 
 @dataclass(frozen=True)
 class TextConfig:
-    weight: float = 1.5  # exponent of the text prior in the blend, at full confidence
+    weight: float = 1.0  # exponent of the text prior in the blend, at full confidence
+    closure_weight: float = 1.5  # the same for the bilabial closure (p b m)
     prior_floor: float = 0.05  # what the text prior still grants a viseme it rules out
     p_stay: float = 0.82
     p_skip: float = 0.04  # skip one state: a phone the speaker dropped
@@ -297,8 +298,9 @@ class TextAligner:
         lo_t, hi_t = self.timing.windows(hi, self._frame)  # the provider's onsets, if any
         out, alpha, self._agree, head = forward(
             alpha, trans, vis, probs.astype(np.float64), self._agree,
-            edge, c.floor, c.prior_floor, c.weight, c.agree_low, c.agree_high,
-            float(c.agree_frames), lo_t, hi_t, c.timing.outside, c.free_follows,
+            edge, c.floor, c.prior_floor, c.weight, c.closure_weight,
+            c.agree_low, c.agree_high, float(c.agree_frames), lo_t, hi_t,
+            c.timing.outside, c.free_follows,
         )  # fmt: skip
         self._alpha[:hi], self._alpha[hi:-1], self._alpha[-1] = alpha[:-1], 0.0, alpha[-1]
         if self.timing.timed:

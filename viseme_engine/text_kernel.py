@@ -20,6 +20,8 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from .phonemes import BILABIAL
+
 Floats = npt.NDArray[np.float64]
 BAND = 8  # transitions reach at most 7 states on (the resync spread)
 
@@ -71,6 +73,7 @@ def forward(
     floor: float,
     prior_floor: float,
     weight: float,
+    closure_weight: float,
     agree_low: float,
     agree_high: float,
     agree_frames: float,
@@ -86,7 +89,9 @@ def forward(
     state, the frames (of this block) of its timing window; outside it, its
     emission is multiplied by `outside` (text_timing.py). `free_follows`: where
     text is still arriving (`edge` > 0), the share of the free state's emission
-    that is the audio's own likeliest class rather than no opinion."""
+    that is the audio's own likeliest class rather than no opinion. `weight`,
+    `closure_weight`: the text prior's exponent at full confidence, for every
+    viseme but the bilabial closure and for the closure."""
     n = alpha.shape[0]
     frames, classes = probs.shape
     span = max(agree_high - agree_low, 1e-9)
@@ -142,13 +147,14 @@ def forward(
         trusted = known_post
         for j in range(max(n - 1 - edge, 0), n - 1):
             trusted -= alpha[j]
-        lam = weight * conf * max(trusted, 0.0)
+        lam = conf * max(trusted, 0.0)
         if known_post > 1e-9:
             for c in range(classes):
                 q[c] /= known_post
         total = 0.0
         for c in range(classes):
-            out[t, c] = p[c] * (q[c] + prior_floor) ** lam
+            w = closure_weight if c == BILABIAL else weight
+            out[t, c] = p[c] * (q[c] + prior_floor) ** (w * lam)
             total += out[t, c]
         for c in range(classes):
             out[t, c] /= total
@@ -161,4 +167,4 @@ def warm() -> None:
     probs = np.full((2, 22), 1.0 / 22)
     wide = np.full(3, 2**40, np.int64)
     forward(np.full(4, 0.25), trans, np.zeros(4, np.int64), probs, 0.5, 0, 0.03, 0.05,
-            1.5, 0.25, 0.5, 20.0, -wide, wide, 0.25, 0.2)  # fmt: skip
+            1.0, 1.5, 0.25, 0.5, 20.0, -wide, wide, 0.25, 0.2)  # fmt: skip

@@ -14,8 +14,8 @@ the model's probability of the path's viseme over its probability of its own
 best one. An utterance whose speech frames agree less than `gate` on average has
 the wrong transcript (nothing of it is used: the audio decides alone); within
 the rest, a stretch whose agreement, averaged over `window` frames of speech,
-falls below `bound` (text that skips, adds or mis-spells words there) gets what
-the online aligner makes of it (`align_recording`).
+falls below `bound` (text that skips, adds or mis-spells words there) gets the
+model's own probabilities, the audio alone (`align_recording`).
 
 For English a second path competes: pocketsphinx's forced alignment of the
 same transcript (forced_align.py), whose acoustic model was trained on far more
@@ -237,10 +237,12 @@ def align_recording(
     probs: Probs, words: Sequence[Sequence[int]], lang: str, forced: ForcedPath | None = None
 ) -> Probs:
     """The whole-recording decoder. `words` (the transcript's visemes) are aligned
-    by `align_utterance`, with the online aligner's view (text_align.py, the whole
-    transcript given up front) in the stretches it does not trust; a transcript too
+    by `align_utterance`, the audio alone deciding the stretches it does not trust
+    (the online aligner there lost up to 0.5 points more to a transcript with 10 %
+    of its words wrong: docs/architecture.md, "A whole recording"); a transcript too
     long for its audio (more states than frames, or a path table past MAX_CELLS)
-    gets the online view alone.
+    gets the online aligner's view (text_align.py, the whole transcript given up
+    front).
 
     `forced`, an acoustic forced alignment of the same transcript (forced_align.py),
     is the other path: taken where it fits the audio as human speech (`FIT`, with
@@ -264,7 +266,7 @@ def align_recording(
     def model_view() -> Probs:
         if own is None:
             return online() if words else probs
-        pinned = pin(probs, own, config, online)
+        pinned = pin(probs, own, config, None)
         return probs if pinned is None else pinned
 
     if forced is not None and len(probs) >= 2:
