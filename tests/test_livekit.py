@@ -12,21 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
 from livekit import rtc
 from livekit.agents import Agent, AgentSession
 from livekit.agents.voice import io
-from viseme_livekit import VisemeAudioOutput, attach
+from viseme_livekit import VisemeAudioOutput, VisemeTextOutput, attach
 from viseme_livekit.example import ESPEAK_RATE as RATE
 from viseme_livekit.example import EspeakTTS
 
 from tests.speech import espeak_pcm
 from viseme_engine.audio import AudioFormat
-from viseme_engine.engine import LoadedModels
-from viseme_engine.live import shared_engine
+from viseme_engine.engine import LoadedModels, VisemeEngine
+from viseme_engine.live import Answer, LiveVisemes, shared_engine
 from viseme_engine.stream import VisemeStream
 
 SENTENCE = "Bob may pay my mom."
@@ -178,3 +178,92 @@ async def test_a_paused_speech_holds_its_visemes_and_resumes_them_later() -> Non
             assert due - 0.005 <= published <= due + 0.15
     finally:
         await output.aclose()
+
+
+class Recorder(LiveVisemes):
+    """The plugin's engine source, noting each call it gets, in order."""
+
+    def __init__(self, engine: VisemeEngine) -> None:
+        super().__init__(engine)
+        self.calls: list[tuple[str, Any]] = []
+
+    async def feed(self, pcm: bytes, fmt: AudioFormat) -> Answer:
+        self.calls.append(("feed", (pcm, fmt)))
+        return await super().feed(pcm, fmt)
+
+    async def add_text(
+        self, text: str, final: bool = False, char_ms: Sequence[float] | None = None
+    ) -> None:
+        self.calls.append(("text", (text, final)))
+        await super().add_text(text, final, char_ms)
+
+    async def flush(self) -> Answer:
+        self.calls.append(("flush", None))
+        return await super().flush()
+
+
+async def replay(calls: list[tuple[str, Any]], engine: VisemeEngine, text: bool) -> list[int]:
+    """The visemes a fresh source answers to the same calls (without the text ones)."""
+    source, out = LiveVisemes(engine), []
+    for kind, args in calls:
+        if kind == "feed":
+            out += [v["visemeId"] for v in (await source.feed(*args))["visemes"]]
+        elif kind == "flush":
+            out += [v["visemeId"] for v in (await source.flush())["visemes"]]
+        elif text:
+            await source.add_text(*args)
+    return out
+
+
+async def test_the_agents_transcript_pins_its_visemes() -> None:
+    engine = await shared_engine()
+    speaker, room, recorder = Speaker(), Room(), Recorder(engine)
+    session: AgentSession[Any] = AgentSession(tts=EspeakTTS())
+    session.output.audio = speaker
+    await session.start(agent=Agent(instructions="Speak."))
+    attach(session, publish=room.publish, source=recorder, text=True)
+    try:
+        await session.say(LONG)
+        await asyncio.sleep(0.1)
+    finally:
+        await session.aclose()
+    said = "".join(args[0] for kind, args in recorder.calls if kind == "text")
+    assert said.split() == LONG.split()  # the transcript, whole, once
+    assert ("text", ("", True)) in recorder.calls  # its end
+    got = [v["visemeId"] for _, m in room.of("visemes") for v in m["visemes"]]
+    assert got == await replay(recorder.calls, engine, text=True)
+    assert got != await replay(recorder.calls, engine, text=False)  # the words changed them
+
+
+async def test_a_session_without_a_transcription_output_keeps_none() -> None:
+    session: AgentSession[Any] = AgentSession(tts=EspeakTTS())
+    session.output.audio = Speaker()
+    await session.start(agent=Agent(instructions="Speak."))
+    try:
+        output = attach(session, publish=Room().publish)
+        assert session.output.transcription is None  # nothing added unasked
+        transcript = session.output.transcription = Transcript()
+        second = attach(session, publish=Room().publish)
+        assert isinstance(session.output.transcription, VisemeTextOutput)
+        assert session.output.transcription.next_in_chain is transcript
+        await session.output.transcription.capture_text("Bob")
+        session.output.transcription.flush()
+        assert transcript.pieces == ["Bob", "<flush>"]  # passed on untouched
+        await output.aclose()
+        await second.aclose()
+    finally:
+        await session.aclose()
+
+
+class Transcript(io.TextOutput):
+    """A room's transcription output, as far as the chain above it can tell."""
+
+    def __init__(self) -> None:
+        super().__init__(label="Transcript", next_in_chain=None)
+        self.pieces: list[str] = []
+
+    async def capture_text(self, text: str) -> None:
+        self.pieces.append(text)
+
+    def flush(self) -> None:
+        self.pieces.append("<flush>")

@@ -13,6 +13,12 @@ data packet on the topic `visemes`:
     {"type": "visemes", "segment": 3, "segment_offset_ms": 1240, "audio_offset_ms": ...,
      "audio_duration_ms": 20, "visemes": [{"visemeId": 21, "offset": 4}, ...]}
 
+The agent's own words, where `attach` finds the session's transcription output
+(or `text=True` makes one), reach the engine too: `VisemeTextOutput` sits in that
+chain, passes each piece on untouched, and hands it to the segment about to be
+heard, so its visemes follow the transcript (text_align.py; the text comes as
+the LLM writes it, ahead of its audio, which the aligner takes best).
+
 `clear_buffer()` (an interruption) drops what has not played yet and resets the
 engine stream; `flush()` (end of a segment) sends the lookahead's last visemes;
 when the sink reports `playback_finished`, a `{"type": "playback_finished",
@@ -58,15 +64,44 @@ def room_publisher(room: rtc.Room, topic: str = TOPIC) -> Publish:
 
 
 def attach(
-    session: AgentSession[Any], room: rtc.Room | None = None, **options: Any
+    session: AgentSession[Any],
+    room: rtc.Room | None = None,
+    *,
+    text: bool | None = None,
+    **options: Any,
 ) -> VisemeAudioOutput:
     """Tap `session`'s audio output (call it after `session.start`): visemes published
-    to `room`, or through `publish=`; `options` as `VisemeAudioOutput`'s."""
+    to `room`, or through `publish=`; `options` as `VisemeAudioOutput`'s. `text`:
+    also read the agent's transcript from its transcription output (default: where
+    the session has one; True adds one where it has none; False: audio alone)."""
     if session.output.audio is None:
         raise ValueError("the session has no audio output to tap (start it first)")
     output = VisemeAudioOutput(next_in_chain=session.output.audio, room=room, **options)
     session.output.audio = output
+    if text or (text is None and session.output.transcription is not None):
+        session.output.transcription = VisemeTextOutput(
+            output, next_in_chain=session.output.transcription
+        )
     return output
+
+
+class VisemeTextOutput(io.TextOutput):
+    """The agent's transcript, passed on untouched and given to `visemes`'s engine
+    stream for the segment being heard or about to be."""
+
+    def __init__(self, visemes: VisemeAudioOutput, *, next_in_chain: io.TextOutput | None) -> None:
+        super().__init__(label="VisemesText", next_in_chain=next_in_chain)
+        self._visemes = visemes
+
+    async def capture_text(self, text: str) -> None:
+        if self.next_in_chain is not None:
+            await self.next_in_chain.capture_text(text)  # the transcript first
+        self._visemes.add_text(text)
+
+    def flush(self) -> None:
+        if self.next_in_chain is not None:
+            self.next_in_chain.flush()
+        self._visemes.add_text("", final=True)
 
 
 class VisemeAudioOutput(io.AudioOutput):
@@ -111,8 +146,8 @@ class VisemeAudioOutput(io.AudioOutput):
         self._sequence = 0
         self._wake = asyncio.Event()
         # The source's work, in capture order, off the audio's path: (kind, generation,
-        # segment, position ms, frame or None).
-        self._work: asyncio.Queue[tuple[str, int, int, float, rtc.AudioFrame | None]] = (
+        # segment, position ms, a frame, a piece of text, or None).
+        self._work: asyncio.Queue[tuple[str, int, int, float, rtc.AudioFrame | str | None]] = (
             asyncio.Queue()
         )
         self._tasks: list[asyncio.Task[None]] = []
@@ -150,6 +185,11 @@ class VisemeAudioOutput(io.AudioOutput):
         self._due.clear()  # an interruption: what has not played never will
         self._submit("reset", 0.0, None)
         self.next_in_chain.clear_buffer()  # its playback_finished may come at once
+
+    def add_text(self, text: str, final: bool = False) -> None:
+        """A piece of the agent's transcript for the segment being captured, or the
+        next one (`final`: its last piece); `VisemeTextOutput` calls it."""
+        self._submit("final" if final else "text", self._position_ms, text)
 
     def pause(self) -> None:
         super().pause()
@@ -212,8 +252,8 @@ class VisemeAudioOutput(io.AudioOutput):
         if self._source is not None:
             await self._source.aclose()
 
-    def _submit(self, kind: str, at_ms: float, frame: rtc.AudioFrame | None) -> None:
-        self._work.put_nowait((kind, self._generation, self._segment, at_ms, frame))
+    def _submit(self, kind: str, at_ms: float, item: rtc.AudioFrame | str | None) -> None:
+        self._work.put_nowait((kind, self._generation, self._segment, at_ms, item))
         if not self._tasks:
             self._tasks = [
                 asyncio.create_task(self._compute(), name="visemes-compute"),
@@ -223,27 +263,29 @@ class VisemeAudioOutput(io.AudioOutput):
     async def _compute(self) -> None:
         """The source's calls, one at a time in capture order; a failure costs visemes."""
         while True:
-            kind, generation, segment, at_ms, frame = await self._work.get()
+            kind, generation, segment, at_ms, item = await self._work.get()
             if generation != self._generation and kind != "reset":
                 continue  # interrupted since: nothing of it goes out
-            answer = await self._call(kind, frame)
+            answer = await self._call(kind, item)
             if answer is not None and generation == self._generation:
                 message = {**answer, "segment": segment, "segment_offset_ms": round(at_ms)}
                 self._schedule(segment, at_ms, message)
 
-    async def _call(self, kind: str, frame: rtc.AudioFrame | None) -> Answer | None:
-        if self._source is None and kind != "feed":
+    async def _call(self, kind: str, item: rtc.AudioFrame | str | None) -> Answer | None:
+        if self._source is None and kind in ("flush", "reset"):
             return None
         try:
             if self._source is None:
                 self._source = LiveVisemes(await shared_engine(), self._model, self._lipsync)
-            if kind == "feed":
-                assert frame is not None
-                pcm = mono_s16(bytes(frame.data), frame.num_channels)
-                return await self._source.feed(pcm, AudioFormat("pcm_s16le", frame.sample_rate))
-            if kind == "flush":
+            if isinstance(item, rtc.AudioFrame):
+                pcm = mono_s16(bytes(item.data), item.num_channels)
+                return await self._source.feed(pcm, AudioFormat("pcm_s16le", item.sample_rate))
+            if isinstance(item, str):
+                await self._source.add_text(item, final=kind == "final")
+            elif kind == "flush":
                 return await self._source.flush()
-            await self._source.reset()
+            else:
+                await self._source.reset()
         except Exception:
             log.exception("visemes: %s failed; the audio goes on without them", kind)
         return None
