@@ -111,7 +111,7 @@ def test_a_forced_path_that_fits_human_speech_is_taken_though_the_model_disagree
     forced[10:16] = N  # n six frames early, over audio the model hears as a
     assert mean_agreement(probs, forced) < mean_agreement(probs, own) - PREFER
     taken = refined(probs, forced)  # its n a frame later, where the model hears it
-    assert taken.tolist() == forced.tolist()[:10] + [AA] + forced.tolist()[11:]
+    assert taken.tolist() == [*forced.tolist()[:10], AA, *forced.tolist()[11:]]
     # pocketsphinx hears no human voice, or guessed how most words sound: the model's
     for fit, known, expected in ((FIT, 1.0, taken), (FIT - 1, 1.0, own), (FIT, KNOWN - 0.1, own)):
         out = align_recording(probs, words, "en", ForcedPath(forced, fit, known)).argmax(-1)
