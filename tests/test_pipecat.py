@@ -21,6 +21,7 @@ from viseme_pipecat import VISEMES_TYPE, example
 from viseme_engine.audio import AudioFormat
 from viseme_engine.engine import LoadedModels
 from viseme_engine.stream import VisemeStream
+from viseme_engine.text_align import TextAligner, timed_visemes
 
 RATE = 16_000
 SENTENCE = "Bob may pay my mom."
@@ -112,6 +113,52 @@ async def wait_for(received: Received, check: Any, within: float = 20) -> None:
             received.changed.clear()
 
 
+def engine_visemes(models: LoadedModels, pcm: bytes, text: str | None) -> list[tuple[int, float]]:
+    """(viseme, offset ms) of an engine stream over `pcm`, given `text` before its
+    audio (as the processor gives what the TTS announces) or no text."""
+    aligner = None
+    if text is not None:
+        aligner = TextAligner("en")
+        done, times = aligner.take_timed(text, True)  # as EngineStream.add_text does
+        words, onsets = timed_visemes(done, times, "en")
+        aligner.add_visemes(words, onsets=onsets)
+    stream = VisemeStream(models.models["default"], AudioFormat("pcm_s16le", RATE), text=aligner)
+    return [(e.viseme_id, e.offset_ms) for e in [*stream.feed(pcm), *stream.flush()]]
+
+
+async def heard(received: Received) -> tuple[bytes, list[tuple[int, float]]]:
+    """The audio the client heard, and the visemes it was sent on one timeline."""
+    await wait_for(received, lambda: any(v.get("final") for _, v in received.visemes()))
+    said_ms = sum(v.get("audio_duration_ms", 0) for _, v in received.visemes())
+    await wait_for(received, lambda: received.audio_ms() >= said_ms - 2)  # all audio passed
+    pcm = b"".join(v for kind, v in received.items if kind == "audio")[: round(said_ms) * 32]
+    got = [(v["visemeId"], a["audio_offset_ms"] + v["offset"]) for _, a in received.visemes()
+           for v in a["visemes"]]  # fmt: skip
+    return pcm, got
+
+
+def same(got: list[tuple[int, float]], want: list[tuple[int, float]]) -> bool:
+    """The same visemes, each within a ms (the answers' offsets are rounded)."""
+    return len(got) == len(want) and all(
+        g[0] == w[0] and abs(g[1] - w[1]) <= 1 for g, w in zip(got, want, strict=True)
+    )
+
+
+async def test_the_announced_text_pins_the_visemes(bot: Bot, loaded_models: LoadedModels) -> None:
+    _, received = await bot(LONG)
+    pcm, got = await heard(received)
+    assert same(got, engine_visemes(loaded_models, pcm, LONG))
+    assert not same(got, engine_visemes(loaded_models, pcm, None))  # the words changed them
+
+
+async def test_without_text_the_visemes_are_the_audios_alone(
+    bot: Bot, loaded_models: LoadedModels
+) -> None:
+    _, received = await bot(LONG, text=False)
+    pcm, got = await heard(received)
+    assert same(got, engine_visemes(loaded_models, pcm, None))
+
+
 async def test_audio_and_visemes_arrive_in_order_and_the_lips_close(
     bot: Bot, loaded_models: LoadedModels
 ) -> None:
@@ -134,14 +181,11 @@ async def test_audio_and_visemes_arrive_in_order_and_the_lips_close(
         assert answer["audio_offset_ms"] - 40 <= heard <= answer["audio_offset_ms"]
         spoken_ms += answer["audio_duration_ms"]
 
-    # the visemes are the engine's for exactly the audio the client heard
+    # the visemes are the engine's for exactly the audio the client heard, and its words
     pcm = b"".join(v for kind, v in received.items if kind == "audio")[: round(spoken_ms) * 32]
-    stream = VisemeStream(loaded_models.models["default"], AudioFormat("pcm_s16le", RATE))
-    want = [(e.viseme_id, e.offset_ms) for e in [*stream.feed(pcm), *stream.flush()]]
     got = [(v["visemeId"], a["audio_offset_ms"] + v["offset"]) for _, a in answers
            for v in a["visemes"]]  # fmt: skip
-    assert [v for v, _ in got] == [v for v, _ in want]
-    assert all(abs(g[1] - w[1]) <= 1 for g, w in zip(got, want, strict=True))
+    assert same(got, engine_visemes(loaded_models, pcm, SENTENCE))
     # "Bob may pay my mom": the lips close for b, m, p
     assert [v for v, _ in got].count(21) >= 5
 

@@ -14,6 +14,13 @@ reaches them, so a client sees each viseme message when its audio starts to play
 An interruption resets the stream (nothing computed before it goes out after it);
 `TTSStoppedFrame`, the end of a TTS turn, flushes the lookahead's last visemes.
 
+The words, too: a TTS service announces the text it is about to speak (an
+`AggregatedTextFrame` with `will_be_spoken`, just before that audio's
+`TTSStartedFrame`), and that text goes to the engine for the audio that
+follows, so the visemes follow its words (text_align.py). The `TTSTextFrame`s
+that name words as, or after, they are spoken come too late to help and are
+not used.
+
 Visemes never hold up a conversation: if the engine or the gateway fails, or its
 answer is later than the deadline, the audio goes on without them and that is
 logged.
@@ -26,6 +33,7 @@ import logging
 from typing import Any
 
 from pipecat.frames.frames import (
+    AggregatedTextFrame,
     CancelFrame,
     EndFrame,
     Frame,
@@ -33,6 +41,7 @@ from pipecat.frames.frames import (
     OutputTransportMessageFrame,
     TTSAudioRawFrame,
     TTSStoppedFrame,
+    TTSTextFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.processors.frameworks.rtvi.models import ServerMessage
@@ -61,6 +70,7 @@ class VisemeProcessor(FrameProcessor):
         api_key: str | None = None,
         source: VisemeSource | None = None,
         deadline_ms: float = 20.0,
+        text: bool = True,
         **kwargs: Any,
     ) -> None:
         """In this process's engine by default; with `gateway_url`
@@ -69,9 +79,11 @@ class VisemeProcessor(FrameProcessor):
 
         `deadline_ms`: how long a frame's audio may wait for its visemes (at least
         half the frame's own length, so the audio never falls behind real time);
-        past it the audio goes on without them, as the relay does."""
+        past it the audio goes on without them, as the relay does. `text`: give
+        the engine the text the TTS service announces (False: the audio alone)."""
         super().__init__(**kwargs)
         self._deadline_s = deadline_ms / 1000
+        self._text = text
         if source is None and gateway_url is not None:
             source = RemoteVisemes(gateway_url, api_key, model=model, lipsync=lipsync)
         self._source = source
@@ -84,6 +96,11 @@ class VisemeProcessor(FrameProcessor):
                 await self._visemes(frame)
             elif isinstance(frame, TTSStoppedFrame):
                 await self._flush()
+            elif self._text and _announced(frame):
+                assert isinstance(frame, AggregatedTextFrame)
+                # whole (the audio follows): held by the source until that audio opens
+                # its stream, so it costs no deadline here
+                await self._call("add_text", frame.text, True, within=self._deadline_s)
             elif isinstance(frame, InterruptionFrame):
                 await self._call("reset", within=self._deadline_s)
             elif isinstance(frame, EndFrame | CancelFrame):
@@ -92,7 +109,9 @@ class VisemeProcessor(FrameProcessor):
 
     async def _visemes(self, frame: TTSAudioRawFrame) -> None:
         seconds = len(frame.audio) / 2 / max(frame.num_channels, 1) / max(frame.sample_rate, 1)
-        answer = await self._call("feed", frame, within=max(self._deadline_s, seconds / 2))
+        pcm = mono_s16(frame.audio, frame.num_channels)
+        fmt = AudioFormat("pcm_s16le", frame.sample_rate)
+        answer = await self._call("feed", pcm, fmt, within=max(self._deadline_s, seconds / 2))
         if answer is not None:
             await self.push_frame(OutputTransportMessageFrame(message=rtvi_message(answer)))
 
@@ -102,24 +121,17 @@ class VisemeProcessor(FrameProcessor):
         if answer is not None:
             await self.push_frame(OutputTransportMessageFrame(message=rtvi_message(answer)))
 
-    async def _call(
-        self, name: str, frame: TTSAudioRawFrame | None = None, within: float | None = None
-    ) -> Answer | None:
+    async def _call(self, name: str, *args: Any, within: float | None = None) -> Answer | None:
         """One call on the source, within its deadline; a failure or a late answer costs
         this frame its visemes, never its audio."""
-        if self._source is None and name != "feed":
+        if self._source is None and name not in ("feed", "add_text"):
             return None  # nothing was ever fed: nothing to flush, reset or close
         try:
             async with asyncio.timeout(within):
                 if self._source is None:
                     engine = await shared_engine()  # loads once; a timeout leaves it loading
                     self._source = LiveVisemes(engine, self._model, self._lipsync)
-                if frame is not None:
-                    pcm = mono_s16(frame.audio, frame.num_channels)
-                    fmt = AudioFormat("pcm_s16le", frame.sample_rate)
-                    answer: Answer = await self._source.feed(pcm, fmt)
-                    return answer
-                result: Answer | None = await getattr(self._source, name)()
+                result: Answer | None = await getattr(self._source, name)(*args)
                 return result
         except TimeoutError:
             log.warning("visemes: %s took over %.0f ms; the audio goes on without them",
@@ -127,3 +139,12 @@ class VisemeProcessor(FrameProcessor):
         except Exception:
             log.exception("visemes: %s failed; the audio goes on without them", name)
         return None
+
+
+def _announced(frame: Frame) -> bool:
+    """Text a TTS service is about to speak (not a word it is speaking or has spoken)."""
+    return (
+        isinstance(frame, AggregatedTextFrame)
+        and not isinstance(frame, TTSTextFrame)
+        and bool(frame.will_be_spoken)
+    )
