@@ -75,13 +75,14 @@ def reference(
 
 def check(
     got: list[list[Message]], models: LoadedModels, rate: int, chunks: Sequence[bytes],
-    pieces: Pieces, final: bool = True, with_audio: bool = False,
+    pieces: Pieces, final: bool = True, with_audio: bool = False, changed: bool = True,
 ) -> None:  # fmt: skip
     informed = reference(models, rate, chunks, pieces, with_audio)
     if not final:
         informed[-1] = []
     assert got == informed
-    assert informed != reference(models, rate, chunks, None)  # the text changed something
+    if changed:
+        assert informed != reference(models, rate, chunks, None)  # the text changed something
 
 
 @pytest.fixture
@@ -163,7 +164,10 @@ async def test_elevenlabs_character_timings_are_priors_and_their_drift_is_measur
     for (chars, starts), pcm in zip(fake.alignments, fake.sent_audio, strict=True):
         pieces.append((chars, False, [start + t for t in starts]))
         start += len(pcm) / 2 / fake.rate * 1000
-    check([*got, []], loaded_models, fake.rate, fake.sent_audio, pieces, False, True)
+    # Words that come with their audio, timed 300 ms late, leave this sentence's
+    # events as the audio alone has them (the prior must not hurt); that the
+    # aligner used them shows in the drift it measured, below.
+    check([*got, []], loaded_models, fake.rate, fake.sent_audio, pieces, False, True, False)
     # how far the timings were from where the audio put the words: about 300 ms late
     late = 'viseme_gateway_text_timing_drift_seconds_{}{{provider="elevenlabs",timing="late"}}'
     count, total = metrics[late.format("count")], metrics[late.format("sum")]
