@@ -98,8 +98,8 @@ class VisemeProcessor(FrameProcessor):
                 await self._flush()
             elif self._text and _announced(frame):
                 assert isinstance(frame, AggregatedTextFrame)
-                # whole (the audio follows): held by the source until that audio opens
-                # its stream, so it costs no deadline here
+                # whole (its audio follows); a source holds it until that audio opens
+                # its stream, so this is quick
                 await self._call("add_text", frame.text, True, within=self._deadline_s)
             elif isinstance(frame, InterruptionFrame):
                 await self._call("reset", within=self._deadline_s)
