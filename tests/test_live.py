@@ -4,6 +4,7 @@ streaming endpoint."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
@@ -158,3 +159,33 @@ async def test_transcripts_and_their_times_reach_both_sources_alike(
         await remote_source.aclose()
     assert remote == local
     assert timeline(local) != timeline(await spoken(LiveVisemes(engine, use_text=False)))
+
+
+async def test_a_frame_cut_short_while_its_text_is_given_still_takes_its_time(
+    engine: VisemeEngine,
+) -> None:
+    chunks, fmt = frames()
+    source = LiveVisemes(engine)
+    # a word no other test has phonemized: espeak-ng runs (a wait) before the audio
+    await source.add_text("Bob may pay Mom Quaxlebrund.", final=True)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0):  # a plugin's deadline, past at the first wait
+            await source.feed(chunks[0], fmt)
+    answer = await source.feed(chunks[1], fmt)
+    assert answer["audio_offset_ms"] == 40  # the cut frame's 40 ms passed all the same
+
+
+async def test_text_for_a_stream_already_open_reaches_it_with_the_next_frame(
+    engine: VisemeEngine,
+) -> None:
+    chunks, fmt = frames()
+
+    async def spoken(text: bool) -> list[Answer]:
+        source = LiveVisemes(engine)
+        answers = [await source.feed(chunks[0], fmt)]  # the stream is open
+        if text:
+            await source.add_text(SENTENCE, final=True)
+        answers += [await source.feed(chunk, fmt) for chunk in chunks[1:]]
+        return [*answers, await source.flush()]
+
+    assert timeline(await spoken(True)) != timeline(await spoken(False))

@@ -29,9 +29,10 @@ import numpy as np
 
 from .audio import AudioFormat
 from .batcher import EngineOverloaded
-from .engine import EngineConfig, EngineStream, VisemeEngine, load_models
+from .engine import MODEL_LANGUAGES, EngineConfig, EngineStream, VisemeEngine, load_models
 from .lipsync import LipsyncConfig
 from .output import LipsyncOutput
+from .text_align import known_words, phonemize
 
 Answer = dict[str, Any]
 
@@ -79,9 +80,12 @@ class LiveVisemes:
         self.model = model
         self.lipsync = lipsync or LipsyncConfig()
         self.use_text = use_text  # off: `add_text` is ignored (acoustic-only visemes)
-        # Text for the utterance whose audio has not started: (text, final, char_ms
-        # on the timeline), given to its stream when the audio opens it.
+        # Text not yet given to a stream: (text, final, char_ms on the timeline). The
+        # next frame gives it to its stream, opened for it if need be, before that
+        # frame's audio; meanwhile espeak-ng phonemizes it in the background
+        # (`_warm`), so that frame's deadline need not cover a subprocess.
         self._text: list[tuple[str, bool, Sequence[float] | None]] = []
+        self._warming: set[asyncio.Task[object]] = set()
         self._stream: EngineStream | None = None
         self._output: LipsyncOutput | None = None
         self._format: AudioFormat | None = None
@@ -97,9 +101,6 @@ class LiveVisemes:
             self._stream = self._engine.open_stream(self.model, fmt, self.use_text, self.lipsync)
             self._output = LipsyncOutput(self.lipsync)
             self._format, self._stream_at = fmt, self.at_ms
-            texts, self._text = self._text, []
-            for text, final, char_ms in texts:
-                await self._stream.add_text(text, final, self._on_stream(char_ms))
         stream, output = self._stream, self._output
         duration_ms = fmt.duration_ms(len(pcm))
         answer: Answer = {
@@ -109,6 +110,7 @@ class LiveVisemes:
         }
         self.events = 0
         try:
+            await self._give_text(stream)
             events = await stream.feed(pcm)
         except EngineOverloaded:
             self._forget()
@@ -125,6 +127,8 @@ class LiveVisemes:
         """End of an utterance: the lookahead's last visemes; the next audio starts afresh."""
         stream, output = self._stream, self._output
         self._forget()
+        if stream is not None:  # text that came after the last frame: its lookahead's
+            await self._give_text(stream)
         self._text = []  # an utterance that had text but no audio: its text goes with it
         answer: Answer = {"type": "visemes", "audio_offset_ms": round(self._last_ms), "final": True}
         self.events = 0
@@ -146,10 +150,25 @@ class LiveVisemes:
         timeline (like `audio_offset_ms`), where known: a prior, not the truth."""
         if not self.use_text:
             return
-        if self._stream is None:
-            self._text.append((text, final, char_ms))
-        else:
-            await self._stream.add_text(text, final, self._on_stream(char_ms))
+        self._text.append((text, final, char_ms))
+        lang = MODEL_LANGUAGES[self.model]
+        if text.strip() and not known_words(text, lang):
+            warm = asyncio.create_task(asyncio.to_thread(phonemize, text, lang))
+            self._warming.add(warm)
+            warm.add_done_callback(self._warmed)
+
+    def _warmed(self, task: asyncio.Task[object]) -> None:
+        self._warming.discard(task)
+        if not task.cancelled():
+            task.exception()  # taken: the stream phonemizes again and logs a failure
+
+    async def _give_text(self, stream: EngineStream) -> None:
+        """The text waiting for a stream, to `stream`, in order. A piece whose
+        phonemizing is cut short (the caller's deadline) is lost, not repeated:
+        the stream has taken its words."""
+        while self._text:
+            text, final, char_ms = self._text.pop(0)
+            await stream.add_text(text, final, self._on_stream(char_ms))
 
     def _on_stream(self, char_ms: Sequence[float] | None) -> list[float] | None:
         return None if char_ms is None else [t - self._stream_at for t in char_ms]
