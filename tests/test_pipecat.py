@@ -115,11 +115,12 @@ async def wait_for(received: Received, check: Any, within: float = 20) -> None:
 
 def engine_visemes(models: LoadedModels, pcm: bytes, text: str | None) -> list[tuple[int, float]]:
     """(viseme, offset ms) of an engine stream over `pcm`, given `text` before its
-    audio (as the processor gives what the TTS announces) or no text."""
+    audio (as the processor gives what the TTS announces: whole words, the turn's
+    end left to the flush) or no text."""
     aligner = None
     if text is not None:
         aligner = TextAligner("en")
-        done, times = aligner.take_timed(text, True)  # as EngineStream.add_text does
+        done, times = aligner.take_timed(f"{text} ")  # as EngineStream.add_text does
         words, onsets = timed_visemes(done, times, "en")
         aligner.add_visemes(words, onsets=onsets)
     stream = VisemeStream(models.models["default"], AudioFormat("pcm_s16le", RATE), text=aligner)

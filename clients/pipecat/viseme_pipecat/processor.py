@@ -15,11 +15,13 @@ An interruption resets the stream (nothing computed before it goes out after it)
 `TTSStoppedFrame`, the end of a TTS turn, flushes the lookahead's last visemes.
 
 The words, too: a TTS service announces the text it is about to speak (an
-`AggregatedTextFrame` with `will_be_spoken`, just before that audio's
-`TTSStartedFrame`), and that text goes to the engine for the audio that
-follows, so the visemes follow its words (text_align.py). The `TTSTextFrame`s
-that name words as, or after, they are spoken come too late to help and are
-not used.
+`AggregatedTextFrame` with `will_be_spoken`: a turn's first sentence just before
+its `TTSStartedFrame`, later ones as they are sent to the TTS), and that text
+goes to the engine for the audio of the turn, so the visemes follow its words
+(text_align.py). In token-streaming mode pipecat announces a sentence once the
+next one begins, which can be after its audio has started: late text, which the
+aligner lets go of sooner. The `TTSTextFrame`s that name words as, or after,
+they are spoken come too late to help and are not used.
 
 Visemes never hold up a conversation: if the engine or the gateway fails, or its
 answer is later than the deadline, the audio goes on without them and that is
@@ -98,9 +100,9 @@ class VisemeProcessor(FrameProcessor):
                 await self._flush()
             elif self._text and _announced(frame):
                 assert isinstance(frame, AggregatedTextFrame)
-                # whole (its audio follows); a source holds it until that audio opens
-                # its stream, so this is quick
-                await self._call("add_text", frame.text, True, within=self._deadline_s)
+                # Whole words, not the turn's end (more sentences may follow; the
+                # TTSStoppedFrame ends it). A source only queues text: this is quick.
+                await self._call("add_text", f"{frame.text} ", within=self._deadline_s)
             elif isinstance(frame, InterruptionFrame):
                 await self._call("reset", within=self._deadline_s)
             elif isinstance(frame, EndFrame | CancelFrame):
@@ -109,9 +111,7 @@ class VisemeProcessor(FrameProcessor):
 
     async def _visemes(self, frame: TTSAudioRawFrame) -> None:
         seconds = len(frame.audio) / 2 / max(frame.num_channels, 1) / max(frame.sample_rate, 1)
-        pcm = mono_s16(frame.audio, frame.num_channels)
-        fmt = AudioFormat("pcm_s16le", frame.sample_rate)
-        answer = await self._call("feed", pcm, fmt, within=max(self._deadline_s, seconds / 2))
+        answer = await self._call("feed", frame, within=max(self._deadline_s, seconds / 2))
         if answer is not None:
             await self.push_frame(OutputTransportMessageFrame(message=rtvi_message(answer)))
 
@@ -131,6 +131,11 @@ class VisemeProcessor(FrameProcessor):
                 if self._source is None:
                     engine = await shared_engine()  # loads once; a timeout leaves it loading
                     self._source = LiveVisemes(engine, self._model, self._lipsync)
+                if args and isinstance(args[0], TTSAudioRawFrame):
+                    # in here, so audio the engine cannot take costs visemes, not the frame
+                    frame = args[0]
+                    pcm = mono_s16(frame.audio, frame.num_channels)
+                    args = (pcm, AudioFormat("pcm_s16le", frame.sample_rate))
                 result: Answer | None = await getattr(self._source, name)(*args)
                 return result
         except TimeoutError:
