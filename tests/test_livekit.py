@@ -230,6 +230,8 @@ async def test_the_agents_transcript_pins_its_visemes() -> None:
     said = "".join(args[0] for kind, args in recorder.calls if kind == "text")
     assert said.split() == LONG.split()  # the transcript, whole, once
     assert ("text", ("", True)) in recorder.calls  # its end
+    kinds = [kind for kind, _ in recorder.calls]
+    assert kinds.index("text") < kinds.index("feed")  # before its audio
     got = [v["visemeId"] for _, m in room.of("visemes") for v in m["visemes"]]
     assert got == await replay(recorder.calls, engine, text=True)
     assert got != await replay(recorder.calls, engine, text=False)  # the words changed them
@@ -267,3 +269,29 @@ class Transcript(io.TextOutput):
 
     def flush(self) -> None:
         self.pieces.append("<flush>")
+
+
+async def test_text_after_a_speechs_audio_waits_for_its_playback_to_end() -> None:
+    """A transcript's last pieces may come after its audio (separate tasks forward
+    them): until that speech has played they are its own, not the next one's."""
+    engine = await shared_engine()
+    speaker, room, recorder = Speaker(), Room(), Recorder(engine)
+    output = VisemeAudioOutput(next_in_chain=speaker, publish=room.publish, source=recorder)
+    pcm = espeak_pcm(SENTENCE)[0]
+    step = RATE // 50 * 2
+    try:
+        for at in range(0, len(pcm) - step, step):
+            data = pcm[at : at + step]
+            await output.capture_frame(rtc.AudioFrame(data, RATE, 1, len(data) // 2))
+        output.flush()
+        output.add_text("mom.", final=True)  # the speech's own, after its audio: dropped
+        await asyncio.sleep(len(pcm) / 2 / RATE + 0.2)  # it plays out
+        assert room.of("playback_finished")
+        output.add_text("Next ")  # the next speech's
+        output.on_detached()  # the session's audio off: nothing is taken
+        output.add_text("unheard ")
+        output.on_attached()
+        await asyncio.sleep(0.1)
+        assert [args for kind, args in recorder.calls if kind == "text"] == [("Next ", False)]
+    finally:
+        await output.aclose()

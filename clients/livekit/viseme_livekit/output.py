@@ -92,16 +92,20 @@ class VisemeTextOutput(io.TextOutput):
     def __init__(self, visemes: VisemeAudioOutput, *, next_in_chain: io.TextOutput | None) -> None:
         super().__init__(label="VisemesText", next_in_chain=next_in_chain)
         self._visemes = visemes
+        self._captured = False  # text since the last flush
 
     async def capture_text(self, text: str) -> None:
+        self._visemes.add_text(text)  # only queued: the transcript is not held up
+        self._captured = True
         if self.next_in_chain is not None:
-            await self.next_in_chain.capture_text(text)  # the transcript first
-        self._visemes.add_text(text)
+            await self.next_in_chain.capture_text(text)
 
     def flush(self) -> None:
         if self.next_in_chain is not None:
             self.next_in_chain.flush()
-        self._visemes.add_text("", final=True)
+        if self._captured:  # the end of text there was
+            self._visemes.add_text("", final=True)
+        self._captured = False
 
 
 class VisemeAudioOutput(io.AudioOutput):
@@ -136,6 +140,12 @@ class VisemeAudioOutput(io.AudioOutput):
         self._model, self._lipsync = model, lipsync
         self._segment = 0  # the segment being captured (0: none yet)
         self._capturing = False
+        # Whether text now belongs to speech still to be heard: not between a
+        # segment's last frame and the end of its playback (LiveKit starts the next
+        # speech only then: later pieces of that text would open the next
+        # utterance), nor while the session's audio is off.
+        self._text_open = True
+        self._detached = False
         self._position_ms = 0.0  # where the next captured frame starts in its segment
         self._last_ms = 0.0  # where the last one started
         self._generation = 0  # bumped by each interruption: older work is dropped
@@ -175,12 +185,14 @@ class VisemeAudioOutput(io.AudioOutput):
         self.next_in_chain.flush()
         if self._capturing:
             self._capturing = False
+            self._text_open = False
             # its answer's offsets count from the last frame's start, as the source's do
             self._submit("flush", self._last_ms, None)
 
     def clear_buffer(self) -> None:
         assert self.next_in_chain is not None
         self._capturing = False
+        self._text_open = True  # the reset below forgets the cut speech's text
         self._generation += 1  # what is queued or being computed now belongs to nothing
         self._due.clear()  # an interruption: what has not played never will
         self._submit("reset", 0.0, None)
@@ -188,8 +200,19 @@ class VisemeAudioOutput(io.AudioOutput):
 
     def add_text(self, text: str, final: bool = False) -> None:
         """A piece of the agent's transcript for the segment being captured, or the
-        next one (`final`: its last piece); `VisemeTextOutput` calls it."""
-        self._submit("final" if final else "text", self._position_ms, text)
+        next one (`final`: its last piece); `VisemeTextOutput` calls it. Ignored
+        after the segment's audio ended (until it has played) and while the
+        session's audio is off."""
+        if self._text_open and not self._detached:
+            self._submit("final" if final else "text", self._position_ms, text)
+
+    def on_attached(self) -> None:
+        super().on_attached()
+        self._detached = False
+
+    def on_detached(self) -> None:
+        super().on_detached()
+        self._detached = True
 
     def pause(self) -> None:
         super().pause()
@@ -229,6 +252,7 @@ class VisemeAudioOutput(io.AudioOutput):
             interrupted=interrupted,
             synchronized_transcript=synchronized_transcript,
         )
+        self._text_open = True  # the next speech's text may come now
         if not self._open:
             return
         segment = self._open.popleft()  # the oldest segment is the one that finished
