@@ -3,7 +3,10 @@ speech through the engine as POST /v1/visemes runs it."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+import pytest
 
 from tests.speech import espeak_pcm
 from tests.test_text_align import stretches
@@ -12,6 +15,9 @@ from viseme_engine.engine import VisemeEngine
 from viseme_engine.smoothing import VisemeEvent
 from viseme_engine.text_align import expected_visemes
 from viseme_engine.text_utterance import (
+    BONUS,
+    FORCED,
+    REACH,
     UtteranceConfig,
     align_utterance,
     moved,
@@ -105,3 +111,28 @@ def test_forced_boundaries_each_move_a_frame_at_most_to_where_the_model_hears_th
     assert [v for i, v in enumerate(kept) if i == 0 or kept[i - 1] != v] == [SIL, M, AA, M, SIL]
     assert (kept == AA).sum() == 2
     assert (refined(probs, np.zeros(10, np.int64)) == 0).all()
+
+
+def test_refined_is_the_best_placement_of_every_boundary_within_reach() -> None:
+    """Against every placement, on short paths (runs of a frame, ends clipped)."""
+    rng = np.random.default_rng(0)
+
+    def score(probs: np.ndarray, path: np.ndarray, new: np.ndarray) -> float:
+        frames = np.log(probs[np.arange(len(new)), new].astype(np.float64) + FORCED.floor)
+        return float(frames.sum() + BONUS * (new == path).sum())
+
+    for _ in range(300):
+        path = rng.integers(0, 3, int(rng.integers(1, 10))).astype(np.int64)
+        probs = rng.dirichlet(np.full(22, 0.3), len(path)).astype(np.float32)
+        edges = np.flatnonzero(np.diff(path)) + 1
+        vis = path[np.concatenate([[0], edges])]
+        best = -np.inf
+        for offsets in itertools.product(range(-REACH, REACH + 1), repeat=len(edges)):
+            bounds = [0, *(edges + np.asarray(offsets, np.int64)), len(path)]
+            if all(b < c for b, c in itertools.pairwise(bounds)):
+                best = max(best, score(probs, path, np.repeat(vis, np.diff(bounds))))
+        out = refined(probs, path)
+        out_edges = np.flatnonzero(np.diff(out)) + 1
+        assert out[np.concatenate([[0], out_edges])].tolist() == vis.tolist()  # its visemes
+        assert np.all(np.abs(out_edges - edges) <= REACH)
+        assert score(probs, path, out) == pytest.approx(best)
