@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -23,10 +23,11 @@ from viseme_livekit import VisemeAudioOutput, VisemeTextOutput, attach
 from viseme_livekit.example import ESPEAK_RATE as RATE
 from viseme_livekit.example import EspeakTTS
 
+from tests.sources import Recorder, replay
 from tests.speech import espeak_pcm
 from viseme_engine.audio import AudioFormat
-from viseme_engine.engine import LoadedModels, VisemeEngine
-from viseme_engine.live import Answer, LiveVisemes, shared_engine
+from viseme_engine.engine import LoadedModels
+from viseme_engine.live import shared_engine
 from viseme_engine.stream import VisemeStream
 
 SENTENCE = "Bob may pay my mom."
@@ -178,41 +179,6 @@ async def test_a_paused_speech_holds_its_visemes_and_resumes_them_later() -> Non
             assert due - 0.005 <= published <= due + 0.15
     finally:
         await output.aclose()
-
-
-class Recorder(LiveVisemes):
-    """The plugin's engine source, noting each call it gets, in order."""
-
-    def __init__(self, engine: VisemeEngine) -> None:
-        super().__init__(engine)
-        self.calls: list[tuple[str, Any]] = []
-
-    async def feed(self, pcm: bytes, fmt: AudioFormat) -> Answer:
-        self.calls.append(("feed", (pcm, fmt)))
-        return await super().feed(pcm, fmt)
-
-    async def add_text(
-        self, text: str, final: bool = False, char_ms: Sequence[float] | None = None
-    ) -> None:
-        self.calls.append(("text", (text, final)))
-        await super().add_text(text, final, char_ms)
-
-    async def flush(self) -> Answer:
-        self.calls.append(("flush", None))
-        return await super().flush()
-
-
-async def replay(calls: list[tuple[str, Any]], engine: VisemeEngine, text: bool) -> list[int]:
-    """The visemes a fresh source answers to the same calls (without the text ones)."""
-    source, out = LiveVisemes(engine), []
-    for kind, args in calls:
-        if kind == "feed":
-            out += [v["visemeId"] for v in (await source.feed(*args))["visemes"]]
-        elif kind == "flush":
-            out += [v["visemeId"] for v in (await source.flush())["visemes"]]
-        elif text:
-            await source.add_text(*args)
-    return out
 
 
 async def test_the_agents_transcript_pins_its_visemes() -> None:

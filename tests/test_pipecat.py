@@ -13,13 +13,21 @@ from typing import Any, Protocol
 
 import pytest
 import websockets
-from pipecat.frames.frames import InterruptionFrame, TTSSpeakFrame
+from pipecat.frames.frames import (
+    InterruptionFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+    TTSSpeakFrame,
+)
 from pipecat.frames.protobufs import frames_pb2
 from pipecat.pipeline.worker import PipelineWorker
 from viseme_pipecat import VISEMES_TYPE, example
 
+from tests.sources import Recorder, replay
 from viseme_engine.audio import AudioFormat
 from viseme_engine.engine import LoadedModels
+from viseme_engine.live import shared_engine
 from viseme_engine.stream import VisemeStream
 from viseme_engine.text_align import TextAligner, timed_visemes
 
@@ -230,3 +238,27 @@ async def test_a_viseme_source_that_never_answers_never_holds_the_audio(bot: Bot
         assert received.visemes() == []  # none in time, and the audio went on
     finally:
         server.close()
+
+
+async def test_a_turns_sentences_each_reach_the_engine_before_their_audio(bot: Bot) -> None:
+    """An LLM turn of two sentences, one TTS context: each sentence is announced
+    ahead of its audio, as whole words; the turn ends with its audio."""
+    recorder = Recorder(await shared_engine())
+    task, received = await bot("Hello.", source=recorder)
+    await wait_for(received, lambda: any(v.get("final") for _, v in received.visemes()))
+    await task.queue_frames([LLMFullResponseStartFrame(), LLMTextFrame("Bob may pay. "),
+                             LLMTextFrame("My mom will sleep for a long time."),
+                             LLMFullResponseEndFrame()])  # fmt: skip
+    await wait_for(received, lambda: sum(bool(v.get("final")) for _, v in received.visemes()) == 2)
+
+    kinds = [kind for kind, _ in recorder.calls]
+    turn = recorder.calls[kinds.index("flush") + 1 :]
+    texts = [args for kind, args in turn if kind == "text"]
+    assert texts == [("Bob may pay. ", False), ("My mom will sleep for a long time. ", False)]
+    order = [kind for kind, _ in turn]
+    assert order[0] == "text"  # the first sentence before any of the turn's audio
+    assert order[-1] == "flush"  # the turn's end is its audio's
+    got = [v["visemeId"] for _, a in received.visemes() for v in a["visemes"]]
+    engine = await shared_engine()
+    assert got == await replay(recorder.calls, engine, text=True)
+    assert got != await replay(recorder.calls, engine, text=False)
