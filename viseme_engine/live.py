@@ -83,7 +83,7 @@ class LiveVisemes:
         # Text not yet given to a stream: (text, final, char_ms on the timeline). The
         # next frame gives it to its stream, opened for it if need be, before that
         # frame's audio; meanwhile espeak-ng phonemizes it in the background
-        # (`_warm`), so that frame's deadline need not cover a subprocess.
+        # (`_warming`), so that frame's deadline need not cover a subprocess.
         self._text: list[tuple[str, bool, Sequence[float] | None]] = []
         self._warming: set[asyncio.Task[object]] = set()
         self._stream: EngineStream | None = None
